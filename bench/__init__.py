@@ -1,0 +1,1 @@
+"""Benchmark of jointcredit against a plain durable-rules baseline (see bench/run.py)."""

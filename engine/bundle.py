@@ -1,0 +1,256 @@
+"""Subject bundles: the one record format in and out (files, CLI, imports, API).
+
+    {"subject": {"code", "kind", "name"}, "records": [...], "related": [bundles]}
+
+Parsing checks what other systems get wrong: check characters of codes (GB 32100, GB 11643),
+dates, codes of lists, schemes, severities and relation types, duplicate record ids. A bad
+bundle raises BundleError naming the bundle, the field path and the value; reading a JSONL
+file yields errors in place of bad lines so one bad line never stops the others.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from catalog.vocabulary import Vocabulary, load_vocabulary, suggest
+
+from .codes import code_kind
+from .errors import BundleError
+
+__all__ = ["Subject", "Record", "Bundle", "parse_bundle", "read_bundles", "SUBJECT_KINDS"]
+
+SUBJECT_KINDS = ("legal_person", "natural_person", "other_org", "individual_business")
+_ORG_KINDS = {"legal_person", "other_org", "individual_business"}
+_DATE_FIELDS = ("listed_on", "decided_on", "expires_on", "status_on")
+
+
+@dataclass(slots=True)
+class Subject:
+    code: str
+    kind: str
+    name: str = ""
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "kind": self.kind, "name": self.name}
+
+
+@dataclass(slots=True)
+class Record:
+    """One record of a subject. Dates are ISO strings: they compare correctly as text."""
+
+    id: str
+    kind: str
+    status: str
+    start: str | None  # listed_on or decided_on
+    key: str | None = None  # list code, rating scheme or penalty severity: what routes it
+    list: str | None = None
+    scheme: str | None = None
+    grade: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    type: str | None = None
+    other: str | None = None
+    department: str | None = None
+    document: str | None = None
+    expires_on: str | None = None
+    status_on: str | None = None
+    derived_from: tuple = ()
+
+    def to_dict(self) -> dict:
+        data = {"id": self.id, "kind": self.kind, "status": self.status}
+        for name in ("list", "scheme", "grade", "severity", "category", "type", "other", "department",
+                     "document", "expires_on", "status_on"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.start:
+            data["decided_on" if self.kind in ("rating", "penalty", "judgment", "commitment") else "listed_on"] = self.start
+        return data
+
+
+@dataclass(slots=True)
+class Bundle:
+    subject: Subject
+    records: list[Record]
+    related: list["Bundle"] = field(default_factory=list)
+    source: str | None = None
+
+    def related_subject(self, code: str) -> Subject | None:
+        for other in self.related:
+            if other.subject.code == code:
+                return other.subject
+        return None
+
+
+def _date(value, where: str, name: str, raw) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            date.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    raise BundleError(f"{value!r} is not a date in YYYY-MM-DD form", code="invalid_date", bundle=where,
+                      field=name, value=value)
+
+
+def _fail(message: str, code: str, where: str, field_name: str, value=None) -> BundleError:
+    return BundleError(message, code=code, bundle=where, field=field_name, value=value)
+
+
+def _check_code(code, where: str, field_name: str) -> str:
+    kind = code_kind(code) if isinstance(code, str) else None
+    if kind is None:
+        raise _fail(f"{code!r} is not a valid unified social credit code (GB 32100) or citizen ID (GB 11643): "
+                    "wrong length, characters or check character", "invalid_subject_code", where, field_name, code)
+    return kind
+
+
+def parse_bundle(obj, *, vocab: Vocabulary | None = None, source: str | None = None) -> Bundle:
+    """Validate a bundle dict and build a Bundle. Raises BundleError on the first problem."""
+    vocab = vocab or load_vocabulary()
+    if not isinstance(obj, dict):
+        raise BundleError("a bundle must be an object with `subject` and `records`", code="invalid_bundle",
+                          bundle=source)
+    subject_raw = obj.get("subject")
+    if not isinstance(subject_raw, dict):
+        raise BundleError("missing `subject` object", code="missing_field", bundle=source, field="subject")
+    code = subject_raw.get("code")
+    where = code if isinstance(code, str) and code else (source or "?")
+    if source and where != source:
+        where = f"{where} ({source})"
+    implied = _check_code(code, where, "subject.code")
+    kind = subject_raw.get("kind") or implied
+    if kind not in SUBJECT_KINDS:
+        raise _fail(f"unknown subject kind {kind!r}", "invalid_subject_kind", where, "subject.kind", kind)
+    if (kind == "natural_person") != (implied == "natural_person"):
+        raise _fail(f"a {kind} needs a {'citizen ID' if kind == 'natural_person' else 'unified social credit code'}",
+                    "subject_kind_mismatch", where, "subject.kind", kind)
+    subject = Subject(code=code, kind=kind, name=str(subject_raw.get("name") or ""))
+    records_raw = obj.get("records", [])
+    if not isinstance(records_raw, list):
+        raise _fail("`records` must be a list", "invalid_bundle", where, "records")
+    records, seen = [], set()
+    for i, raw in enumerate(records_raw):
+        record = _parse_record(raw, f"records[{i}]", where, vocab)
+        if record.id in seen:
+            raise _fail(f"record id {record.id!r} appears twice", "duplicate_record", where, f"records[{i}].id",
+                        record.id)
+        seen.add(record.id)
+        records.append(record)
+    related = []
+    for i, other in enumerate(obj.get("related") or []):
+        try:
+            related.append(parse_bundle(other, vocab=vocab, source=f"{where} related[{i}]"))
+        except BundleError as exc:
+            raise BundleError(exc.message, code=exc.code, bundle=where, field=f"related[{i}]", value=exc.value) from exc
+    return Bundle(subject=subject, records=records, related=related, source=source)
+
+
+def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
+    if not isinstance(raw, dict):
+        raise _fail("a record must be an object", "invalid_record", where, path)
+    rid = raw.get("id")
+    if not isinstance(rid, (str, int)) or rid == "":
+        raise _fail("every record needs an `id`", "missing_field", where, f"{path}.id", rid)
+    rid = str(rid)
+    kind = raw.get("kind")
+    if kind not in vocab.record_kinds:
+        raise _fail(f"unknown record kind {kind!r}", "unknown_record_kind", where, f"{path}.kind", kind)
+    status = raw.get("status", "active")
+    if status not in vocab.statuses:
+        raise _fail(f"unknown status {status!r}" + _dym(status, vocab.statuses), "invalid_status", where,
+                    f"{path}.status", status)
+    dates = {name: _date(raw.get(name), where, f"{path}.{name}", raw) for name in _DATE_FIELDS}
+    start = dates["listed_on"] or dates["decided_on"]
+    record = Record(id=rid, kind=kind, status=status, start=start, department=raw.get("department"),
+                    document=raw.get("document"), expires_on=dates["expires_on"], status_on=dates["status_on"],
+                    category=raw.get("category"))
+    if kind == "list_entry":
+        lst = raw.get("list")
+        if lst not in vocab.lists:
+            raise _fail(f"unknown list {lst!r}" + _dym(lst, vocab.lists), "unknown_list", where, f"{path}.list", lst)
+        record.list = record.key = lst
+        if not start:
+            raise _fail("a list entry needs `listed_on`", "missing_field", where, f"{path}.listed_on")
+    elif kind == "rating":
+        scheme, grade = raw.get("scheme"), raw.get("grade")
+        if scheme not in vocab.schemes:
+            raise _fail(f"unknown rating scheme {scheme!r}" + _dym(scheme, vocab.schemes), "unknown_scheme", where,
+                        f"{path}.scheme", scheme)
+        if grade not in vocab.schemes[scheme].grades:
+            raise _fail(f"unknown grade {grade!r} of {scheme}", "unknown_grade", where, f"{path}.grade", grade)
+        record.scheme, record.grade, record.key = scheme, grade, scheme
+        if not start:
+            raise _fail("a rating needs `decided_on`", "missing_field", where, f"{path}.decided_on")
+    elif kind == "penalty":
+        severity = raw.get("severity", "general")
+        if severity not in vocab.severities:
+            raise _fail(f"unknown severity {severity!r}" + _dym(severity, vocab.severities), "unknown_severity",
+                        where, f"{path}.severity", severity)
+        record.severity = record.key = severity
+        if not start:
+            raise _fail("a penalty needs `decided_on`", "missing_field", where, f"{path}.decided_on")
+    elif kind == "relation":
+        rtype = raw.get("type")
+        if rtype not in vocab.relation_types:
+            raise _fail(f"unknown relation type {rtype!r}" + _dym(rtype, vocab.relation_types), "unknown_relation",
+                        where, f"{path}.type", rtype)
+        record.type = rtype
+        record.other = raw.get("other")
+        _check_code(record.other, where, f"{path}.other")
+    return record
+
+
+def _dym(value, known) -> str:
+    hint = suggest(value, known)
+    return f" (did you mean {hint!r}?)" if hint else ""
+
+
+def read_bundles(path: str | Path, *, vocab: Vocabulary | None = None) -> Iterator[Bundle | BundleError]:
+    """Bundles from a .json, .yaml/.yml or .jsonl file ('-' for JSONL on standard input).
+
+    Yields a BundleError in place of each bad bundle, so callers report it and go on.
+    """
+    import sys
+
+    vocab = vocab or load_vocabulary()
+    path = str(path)
+    if path == "-" or path.endswith(".jsonl") or path.endswith(".ndjson"):
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        with handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                source = f"line {number}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield BundleError(f"not valid JSON: {exc.msg} at column {exc.colno}", code="invalid_json",
+                                      bundle=source)
+                    continue
+                try:
+                    yield parse_bundle(obj, vocab=vocab, source=source)
+                except BundleError as exc:
+                    yield exc
+        return
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        yield BundleError(f"cannot parse {path}: {exc}", code="invalid_json", bundle=path)
+        return
+    items = data if isinstance(data, list) else [data]
+    for i, obj in enumerate(items):
+        try:
+            yield parse_bundle(obj, vocab=vocab, source=f"{Path(path).name}#{i + 1}" if len(items) > 1 else None)
+        except BundleError as exc:
+            yield exc
