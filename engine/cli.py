@@ -1,0 +1,320 @@
+"""The `jointcredit` command: lint and test rulebooks, evaluate bundles, explain an action,
+print and export the measures catalog."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="jointcredit: a rules engine for joint reward and punishment (联合奖惩).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+RulebookPaths = Annotated[Optional[list[Path]], typer.Option("--rulebooks", "-r", help="Rulebook files or directories (default: the shipped rulebooks/).")]
+
+
+class EvalFormat(str, Enum):
+    json = "json"
+    jsonl = "jsonl"
+    text = "text"
+    dot = "dot"
+
+
+class WhyFormat(str, Enum):
+    text = "text"
+    json = "json"
+    dot = "dot"
+
+
+def _as_of(value: Optional[str]) -> date:
+    if value is None:
+        return date.today()  # the command line is the edge where the clock may be read
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint="--as-of")
+
+
+def _compile(paths: Optional[list[Path]]):
+    from .compiler import compile_rulebooks
+    from .errors import RulebookErrors
+
+    try:
+        return compile_rulebooks([str(p) for p in paths] if paths else None)
+    except RulebookErrors as exc:
+        for d in exc.diagnostics:
+            err.print(str(d), markup=False, highlight=False)
+        err.print(f"[red]{len(exc.diagnostics)} rulebook error(s); run `jointcredit lint` for details[/red]")
+        raise typer.Exit(2)
+
+
+def _print_bundle_error(exc) -> None:
+    err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False, style="red")
+
+
+@app.command()
+def lint(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories (default: rulebooks/).")] = None,
+         format: Annotated[str, typer.Option(help="text or json")] = "text",
+         strict: Annotated[bool, typer.Option(help="Treat warnings as errors.")] = False) -> None:
+    """Check rulebooks against the schema and the catalog; report every problem of every file."""
+    from catalog.vocabulary import load_vocabulary
+
+    from .lint import load_and_lint
+    from .resources import default_rulebook_dir
+
+    targets = [str(p) for p in paths] if paths else [str(default_rulebook_dir())]
+    rulebooks, diagnostics = load_and_lint(targets, load_vocabulary())
+    errors = [d for d in diagnostics if d.severity == "error" or strict]
+    if format == "json":
+        out.print_json(data={"rulebooks": len(rulebooks), "diagnostics": [d.to_dict() for d in diagnostics]})
+    else:
+        for d in diagnostics:
+            prefix = "" if d.severity == "error" else "warning: "
+            out.print(f"{prefix}{d}", markup=False, highlight=False)
+        warnings = len(diagnostics) - len([d for d in diagnostics if d.severity == "error"])
+        summary = f"{len(rulebooks)} rulebook(s) checked: {len(errors)} error(s), {warnings} warning(s)"
+        (err if errors else out).print(summary, style="red" if errors else "green")
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command("test")
+def test_rulebooks(paths: Annotated[Optional[list[Path]], typer.Argument(help="Rulebook files or directories.")] = None,
+                   rulebook: Annotated[Optional[list[str]], typer.Option(help="Only the tests of these rulebooks.")] = None) -> None:
+    """Run the test cases every rulebook carries; say which failed and why."""
+    from .testing import run_rulebook_tests
+
+    catalog = _compile(paths)
+    outcomes = run_rulebook_tests(catalog, only=set(rulebook) if rulebook else None)
+    failed = [o for o in outcomes if not o.passed]
+    for o in outcomes:
+        mark = "[green]PASS[/green]" if o.passed else "[red]FAIL[/red]"
+        out.print(f"{mark} {o.rulebook}: {o.name}")
+        for failure in o.failures:
+            out.print(f"     {o.file}:{o.line}: {failure}", markup=False, highlight=False)
+    out.print(f"rulebook tests: {len(outcomes) - len(failed)} passed, {len(failed)} failed",
+              style="red" if failed else "green")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def evaluate(file: Annotated[str, typer.Argument(help="Bundle file: .json, .yaml or .jsonl ('-' reads JSONL from stdin).")],
+             as_of: Annotated[Optional[str], typer.Option("--as-of", help="Evaluation date YYYY-MM-DD (default: today).")] = None,
+             format: Annotated[EvalFormat, typer.Option("--format", "-f")] = EvalFormat.text,
+             rulebooks: RulebookPaths = None,
+             output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None) -> None:
+    """Evaluate subject bundles: the obligated actions for each department, with their reasons."""
+    from .bundle import read_bundles
+    from .errors import BundleError
+    from .evaluator import Evaluator
+    from .explain import explanation_graph, to_dot
+
+    day = _as_of(as_of)
+    catalog = _compile(rulebooks)
+    evaluator = Evaluator(catalog)
+    if file != "-" and not Path(file).exists():
+        err.print(f"error: no such file: {file}")
+        raise typer.Exit(2)
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    bad = 0
+    evaluations = []
+    per_department: dict[str, Counter] = defaultdict(Counter)
+    progress = _progress(file)
+    with progress:
+        task = progress.add_task("evaluating", total=None)
+        for item in read_bundles(file, vocab=catalog.vocab):
+            progress.advance(task)
+            if isinstance(item, BundleError):
+                bad += 1
+                _print_bundle_error(item)
+                continue
+            evaluation = evaluator.evaluate(item, day)
+            for a in evaluation.actions:
+                per_department[f"{a.department.code} {a.department.name}"][a.status] += 1
+            if format is EvalFormat.jsonl:
+                sink.write(json.dumps(evaluation.to_dict(), ensure_ascii=False) + "\n")
+            elif format is EvalFormat.json:
+                evaluations.append(evaluation.to_dict())
+            elif format is EvalFormat.dot:
+                sink.write(to_dot(explanation_graph(evaluation)) + "\n")
+            else:
+                _print_text(evaluation, Console(file=sink, soft_wrap=True) if output else out)
+    if format is EvalFormat.json:
+        payload = evaluations[0] if len(evaluations) == 1 and not file.endswith(".jsonl") else evaluations
+        sink.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    if format is EvalFormat.text:
+        _print_department_summary(per_department, Console(file=sink, soft_wrap=True) if output else out)
+    if output:
+        sink.close()
+    if bad:
+        err.print(f"{bad} bundle(s) could not be evaluated (see errors above)", style="red")
+    raise typer.Exit(1 if bad else 0)
+
+
+def _progress(file: str):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} bundles"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+def _print_text(evaluation, console: Console) -> None:
+    subject = evaluation.subject
+    title = f"{subject.name} {subject.code} ({subject.kind}) on {evaluation.as_of}"
+    if not evaluation.actions:
+        console.print(f"[bold]{title}[/bold]: no obligations")
+        return
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in ("department", "measure", "target", "effects", "status", "valid", "records"):
+        table.add_column(column)
+    for a in evaluation.actions:
+        dept = a.department.name + (f" (as {a.departments[0].name})" if len(a.departments) > 1 else "")
+        target = a.target_code if a.target_relation is None else f"{a.target_name} {a.target_code} ({a.target_relation})"
+        status = a.status + (f" by {', '.join(a.suspended_by)}" if a.suspended_by else "")
+        style = {"suspended": "yellow", "disputed": "magenta"}.get(a.status)
+        table.add_row(dept, f"{a.measure.id}\n{a.measure.action}", target,
+                      ", ".join(f"{e.activity}:{e.effect}" for e in a.measure.effects),
+                      status, f"{a.valid_from} .. {a.valid_until or 'open'}", ", ".join(a.records), style=style)
+    console.print(table)
+
+
+def _print_department_summary(per_department: dict[str, Counter], console: Console) -> None:
+    if not per_department:
+        return
+    table = Table(title="Obligations per department", title_justify="left")
+    for column in ("department", "active", "disputed", "suspended", "total"):
+        table.add_column(column, justify="right" if column != "department" else "left")
+    for dept, counts in sorted(per_department.items()):
+        table.add_row(dept, str(counts["active"]), str(counts["disputed"]), str(counts["suspended"]),
+                      str(sum(counts.values())))
+    console.print(table)
+
+
+def _pick_bundle(file: str, subject: Optional[str], vocab):
+    from .bundle import read_bundles
+    from .errors import BundleError
+
+    if not Path(file).exists():
+        err.print(f"error: no such file: {file}")
+        raise typer.Exit(2)
+    for item in read_bundles(file, vocab=vocab):
+        if isinstance(item, BundleError):
+            if subject is None:
+                _print_bundle_error(item)
+                raise typer.Exit(2)
+            continue
+        if subject is None or item.subject.code == subject:
+            return item
+    err.print(f"error: no bundle for subject {subject} in {file}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def why(bundle: Annotated[str, typer.Argument(help="Bundle file (.json/.yaml/.jsonl).")],
+        measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id.")],
+        as_of: Annotated[Optional[str], typer.Option("--as-of")] = None,
+        subject: Annotated[Optional[str], typer.Option(help="Which subject, when the file holds several.")] = None,
+        format: Annotated[WhyFormat, typer.Option("--format", "-f")] = WhyFormat.text,
+        rulebooks: RulebookPaths = None) -> None:
+    """Why a measure applies to a subject (the chain down to record, rule and legal basis), or why not."""
+    from .errors import JointCreditError
+    from .evaluator import Evaluator
+    from .explain import explanation_graph, format_why, to_dot, why as why_of
+
+    day = _as_of(as_of)
+    catalog = _compile(rulebooks)
+    item = _pick_bundle(bundle, subject, catalog.vocab)
+    evaluation = Evaluator(catalog).evaluate(item, day)
+    try:
+        result = why_of(evaluation, measure)
+    except JointCreditError as exc:
+        err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(2)
+    if format is WhyFormat.json:
+        out.print_json(data=result)
+    elif format is WhyFormat.dot:
+        graph = explanation_graph(evaluation)
+        keep = {n for n, d in graph.nodes(data=True) if d.get("measure") == measure}
+        import networkx as nx
+
+        nodes = set(keep)
+        for node in keep:
+            nodes |= nx.ancestors(graph, node) | nx.descendants(graph, node)
+        sys.stdout.write(to_dot(graph.subgraph(nodes)) + "\n")
+    else:
+        out.print(format_why(result), markup=False, highlight=False)
+
+
+@app.command()
+def explain(bundle: Annotated[str, typer.Argument(help="Bundle file (.json/.yaml/.jsonl).")],
+            out_file: Annotated[Path, typer.Option("--out", "-o", help="Output: .json (node-link), .dot, .svg, .png or .pdf.")],
+            as_of: Annotated[Optional[str], typer.Option("--as-of")] = None,
+            subject: Annotated[Optional[str], typer.Option(help="Which subject, when the file holds several.")] = None,
+            rulebooks: RulebookPaths = None) -> None:
+    """Export the explanation graph of one evaluation as node-link JSON, DOT or a picture."""
+    from .evaluator import Evaluator
+    from .explain import explanation_graph, render_picture, to_dot, to_node_link
+
+    day = _as_of(as_of)
+    catalog = _compile(rulebooks)
+    item = _pick_bundle(bundle, subject, catalog.vocab)
+    graph = explanation_graph(Evaluator(catalog).evaluate(item, day))
+    suffix = out_file.suffix.lower()
+    if suffix == ".json":
+        out_file.write_text(json.dumps(to_node_link(graph), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    elif suffix == ".dot":
+        out_file.write_text(to_dot(graph), encoding="utf-8")
+    elif suffix in (".svg", ".png", ".pdf"):
+        render_picture(graph, str(out_file))
+    else:
+        err.print(f"error: unsupported output {suffix!r}: use .json, .dot, .svg, .png or .pdf")
+        raise typer.Exit(2)
+    out.print(f"wrote {out_file} ({graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges)")
+
+
+@app.command("catalog")
+def catalog_command(by: Annotated[str, typer.Option(help="Group by department, list or basis.")] = "department",
+                    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Export to CSV.")] = None,
+                    xlsx_path: Annotated[Optional[Path], typer.Option("--xlsx", help="Export to XLSX (one sheet per view).")] = None,
+                    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Resolve departments as of this date.")] = None,
+                    rulebooks: RulebookPaths = None) -> None:
+    """The aggregated measures catalog (目录清单): every measure by department, list or legal basis."""
+    from catalog.measures import VIEWS, catalog_rows, grouped, write_csv, write_xlsx
+
+    if by not in VIEWS:
+        raise typer.BadParameter(f"choose one of {', '.join(VIEWS)}", param_hint="--by")
+    compiled = _compile(rulebooks)
+    rows = catalog_rows(compiled, _as_of(as_of))
+    if csv_path:
+        write_csv(rows, csv_path, by)
+        out.print(f"wrote {csv_path} ({len(rows)} measures)")
+    if xlsx_path:
+        write_xlsx(rows, xlsx_path)
+        out.print(f"wrote {xlsx_path} ({len(rows)} measures, sheets by {', '.join(VIEWS)})")
+    if csv_path or xlsx_path:
+        return
+    for key, group in grouped(rows, by).items():
+        table = Table(title=key, title_justify="left")
+        for column in ("measure", "kind", "department", "action", "triggers", "basis"):
+            table.add_column(column)
+        for row in group:
+            table.add_row(row.measure, row.kind, row.department_name, row.action, "\n".join(row.triggers),
+                          "\n".join(row.basis_text))
+        out.print(table)
+    out.print(f"{len(rows)} measures in {len(compiled.rulebooks)} rulebooks")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
