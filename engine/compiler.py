@@ -17,7 +17,7 @@ from typing import Iterable
 from catalog.vocabulary import Vocabulary, load_vocabulary
 
 from .errors import RulebookErrors
-from .lint import load_and_lint, lint_rulebooks
+from .lint import load_and_lint
 from .model import Condition, Measure, Rule, Rulebook
 
 __all__ = ["Route", "CompiledCatalog", "compile_rulebooks", "compile_loaded", "window_field",
@@ -91,23 +91,32 @@ class CompiledCatalog:
     ruleset_of: dict[str, str]  # rulebook name -> ruleset name
     routes: dict[tuple[str, str | None], Route]
     alias_names: dict[str, dict[str, str]]  # rule id -> {durable alias: rulebook alias}
+    _route_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def revisions(self) -> dict[str, str]:
         return {name: rb.revision for name, rb in sorted(self.rulebooks.items())}
 
-    def route_for(self, kind: str, key: str | None) -> tuple[set[str], set[str], bool] | None:
-        """Rulesets, windows and whether inactive records matter, for a record of (kind, key)."""
-        exact = self.routes.get((kind, key))
-        loose = self.routes.get((kind, None)) if key is not None else None
-        if exact is None and loose is None:
-            return None
-        if loose is None:
-            return exact.rulesets, exact.windows, exact.reads_inactive
-        if exact is None:
-            return loose.rulesets, loose.windows, loose.reads_inactive
-        return (exact.rulesets | loose.rulesets, exact.windows | loose.windows,
-                exact.reads_inactive or loose.reads_inactive)
+    def route_for(self, kind: str, key: str | None, grade: str | None = None) -> tuple[set[str], set[str], bool] | None:
+        """Rulesets, windows and whether inactive records matter, for a record of (kind, key[, grade])."""
+        cache_key = (kind, key, grade)
+        try:
+            return self._route_cache[cache_key]
+        except KeyError:
+            pass
+        candidates = [(kind, key)] if key is not None else []
+        if grade is not None and key is not None:
+            candidates.append((kind, f"{key}:{grade}"))
+        candidates.append((kind, None))
+        found = [self.routes[c] for c in candidates if c in self.routes]
+        result = None
+        if found:
+            result = (set().union(*(r.rulesets for r in found)), set().union(*(r.windows for r in found)),
+                      any(r.reads_inactive for r in found))
+            if not result[0]:
+                result = None
+        self._route_cache[cache_key] = result
+        return result
 
 
 def compile_loaded(rulebooks: list[Rulebook], vocab: Vocabulary) -> CompiledCatalog:

@@ -121,7 +121,7 @@ class Evaluator:
         as_of_s = as_of.isoformat()
         routed: list[tuple[Record, set[str], set[str], bool]] = []
         for record in bundle.records:
-            route = catalog.route_for(record.kind, record.key)
+            route = catalog.route_for(record.kind, record.key, record.grade)
             if route is not None:
                 routed.append((record, *route))
         records = {r.id: r for r in bundle.records}
@@ -183,7 +183,7 @@ class Evaluator:
             state = RecordState(record.status, True, action.valid_from, action.valid_until, "derived")
             evaluation.records[rid] = record
             evaluation.states[rid] = state
-            route = self.catalog.route_for(record.kind, record.key)
+            route = self.catalog.route_for(record.kind, record.key, record.grade)
             if route is not None:
                 rulesets, windows, _ = route
                 pending.append((self._fact(record, state, windows, as_of_s), rulesets))

@@ -214,7 +214,10 @@ def derivation_graph(rulebooks: Iterable[Rulebook]) -> nx.DiGraph:
                 d = measures.get(mid) and measures[mid].derives
                 if not d:
                     continue
-                for reader in readers.get((d.record, d.key), []) + readers.get((d.record, None), []):
+                keys = [(d.record, d.key), (d.record, None)]
+                if d.grade:
+                    keys.append((d.record, f"{d.key}:{d.grade}"))
+                for reader in {r for k in keys for r in readers.get(k, [])}:
                     graph.add_edge(r.id, reader, measure=mid)
     return graph
 

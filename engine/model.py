@@ -82,6 +82,8 @@ class Condition:
         if self.record == "list_entry" and self.lists:
             return self.lists
         if self.record == "rating" and self.scheme:
+            if self.grades:  # route only the grades some rule reads: most ratings are B or M
+                return tuple(f"{self.scheme}:{g}" for g in self.grades)
             return (self.scheme,)
         if self.record == "penalty" and self.severities:
             return self.severities

@@ -29,10 +29,10 @@ def test_a_fact_no_rule_matches_is_not_an_error():
 
 
 def test_unmatched_routed_facts_through_the_evaluator(evaluate):
-    # a B rating is routed (rules read tax.credit ratings) but matches no rule's grade
-    b_rating = {"id": "b", "kind": "rating", "scheme": "tax.credit", "grade": "B", "decided_on": "2025-04-01"}
-    ev = evaluate(bundle(org_code(30), b_rating))
-    assert ev.actions == [] and "b" in ev.states
+    # live, so it is routed to the ruleset that reads its list, but outside the rule's P1Y window
+    old = entry("environment.serious_violation", "2023-09-01")
+    ev = evaluate(bundle(org_code(30), old))
+    assert ev.actions == [] and ev.states[old["id"]].live
 
 
 def test_firings_are_exact_for_many_facts_in_one_subject(evaluate):
