@@ -46,6 +46,7 @@ class Department:
     type: str
     successor: str | None = None
     succeeded_on: date | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class Vocabulary:
             self.departments = {
                 code: Department(code=code, name=d["name"], full_name=d.get("full_name", d["name"]),
                                  type=d.get("type", "government"), successor=d.get("successor"),
-                                 succeeded_on=parse_date(d["succeeded_on"]) if d.get("succeeded_on") else None)
+                                 succeeded_on=parse_date(d["succeeded_on"]) if d.get("succeeded_on") else None,
+                                 aliases=tuple(d.get("aliases", ())))
                 for code, d in data["departments"].items()}
             self.lists = {
                 code: ListDef(code=code, name=d["name"], polarity=d["polarity"], listed_by=d["listed_by"],

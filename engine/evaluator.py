@@ -130,8 +130,11 @@ class Evaluator:
         if not routed:
             return evaluation  # nothing any rule reads: the common case, no engine round trip
         relations = [r for r in bundle.records if r.kind == "relation"]
-        states = record_states([r for r, *_ in routed] + [r for r in relations if r.key is None], as_of_s,
-                               catalog.vocab)
+        considered = [r for r, *_ in routed] + relations
+        if any(r.kind == "rating" for r in considered):
+            # a later rating supersedes an earlier one even when no rule reads its grade
+            considered += [r for r in bundle.records if r.kind == "rating" and r not in considered]
+        states = record_states(considered, as_of_s, catalog.vocab)
         evaluation.states = states
         pending = []
         for record, rulesets, windows, reads_inactive in routed:

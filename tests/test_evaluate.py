@@ -114,3 +114,10 @@ def test_the_same_inputs_give_the_same_output(evaluator):
     first = evaluator.evaluate(engine.parse_bundle(obj), date(2025, 6, 30)).to_dict()
     for _ in range(3):
         assert evaluator.evaluate(engine.parse_bundle(obj), date(2025, 6, 30)).to_dict() == first
+
+
+def test_a_later_rating_supersedes_an_earlier_one_nobody_reads(evaluate):
+    """Regression: B ratings are not routed, but they still end the A grade."""
+    b = {"id": "rating-B", "kind": "rating", "scheme": "tax.credit", "grade": "B", "decided_on": "2025-04-15"}
+    assert evaluate(bundle(org_code(21), a_grade("2024-04-12"), b)).actions == []
+    assert evaluate(bundle(org_code(21), a_grade("2024-04-12"), b), date(2025, 4, 14)).actions

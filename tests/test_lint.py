@@ -91,7 +91,7 @@ def test_duplicate_ids_across_files(tmp_path, vocab):
     copy = BASE.replace("rulebook: rewards", "rulebook: rewards2")
     (tmp_path / "rewards2.yaml").write_text(copy, encoding="utf-8")
     codes = [d.code for d in lint_text(tmp_path, BASE, vocab)]
-    assert codes.count("duplicate_id") == 6  # three measures and three rules defined twice
+    assert codes.count("duplicate_id") == 7  # three measures and four rules defined twice
 
 
 def test_a_cycle_through_derived_records_is_an_error(tmp_path, vocab):

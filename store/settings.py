@@ -1,0 +1,22 @@
+"""Settings from the environment (prefix JOINTCREDIT_), shared by the server and the CLI."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOINTCREDIT_", env_file=None, extra="ignore")
+
+    database_url: str = "sqlite:///jointcredit.sqlite"
+    rulebooks: str | None = None  # directory of rulebooks; default: the shipped rulebooks/
+    load_demo: bool = True  # load demo/bundles.jsonl into an empty store on first start
+    log_level: str = "info"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
