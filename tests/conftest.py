@@ -66,3 +66,58 @@ def evaluate(evaluator):
     def run(obj: dict, as_of: date = AS_OF):
         return evaluator.evaluate(engine.parse_bundle(obj), as_of)
     return run
+
+
+# -- databases: a real SQLite file always, a real PostgreSQL server when reachable ----------
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    import os
+
+    if not _pg_available():
+        if os.environ.get("JOINTCREDIT_REQUIRE_PG"):
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required (JOINTCREDIT_REQUIRE_PG) but not reachable")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    return PG_ADMIN_URL
+
+
+def fresh_pg_database(name_hint: str = "t") -> tuple[str, callable]:
+    """Create an empty database for one test; returns its URL and a function that drops it."""
+    import uuid
+
+    import psycopg
+
+    name = f"jc_{name_hint}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jointcredit.sqlite'}"
+        return
+    request.getfixturevalue("pg_server")
+    url, drop = fresh_pg_database()
+    try:
+        yield url
+    finally:
+        drop()

@@ -1,0 +1,86 @@
+"""The decision log: every answer given to an outside system, append-only and hash-chained.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's canonical JSON
+(id, seq, time, caller, request, answer, rulebook revisions). Changing, deleting or
+reordering any entry breaks every link after it, and `verify` names the first broken one.
+Appends take the single chain-head row's lock first, so several workers (or processes on one
+SQLite file) extend the chain strictly in turn.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from sqlalchemy import Engine, select, update
+
+from .models import ChainHead, Decision
+from .repository import now_iso
+
+__all__ = ["GENESIS", "DecisionLog", "entry_hash"]
+
+GENESIS = "0" * 64
+
+
+def entry_hash(prev_hash: str, entry: dict) -> str:
+    canonical = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def _body(d) -> dict:
+    return {"id": d.id, "seq": d.seq, "created_at": d.created_at, "caller": d.caller, "request": d.request,
+            "answer": d.answer, "revisions": d.revisions}
+
+
+class DecisionLog:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def append(self, caller: str, request: dict, answer: dict, revisions: dict) -> dict:
+        """Record one answer; returns the stored entry with its id and hash."""
+        with self.engine.begin() as c:
+            # The UPDATE takes the write lock (row lock on PostgreSQL, database lock on SQLite)
+            # before the head is read, so no two appends can chain onto the same predecessor.
+            bumped = c.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=ChainHead.seq + 1)).rowcount
+            if not bumped:
+                c.execute(ChainHead.__table__.insert(), {"id": 1, "seq": 1, "hash": GENESIS})
+            head = c.execute(select(ChainHead.seq, ChainHead.hash).where(ChainHead.id == 1)).one()
+            entry = {"id": str(uuid.uuid4()), "seq": head.seq, "created_at": now_iso(), "caller": caller,
+                     "request": request, "answer": answer, "revisions": revisions}
+            digest = entry_hash(head.hash, entry)
+            c.execute(Decision.__table__.insert(), {**entry, "prev_hash": head.hash, "hash": digest})
+            c.execute(update(ChainHead).where(ChainHead.id == 1).values(hash=digest))
+        return {**entry, "prev_hash": head.hash, "hash": digest}
+
+    def get(self, decision_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(Decision).where(Decision.id == decision_id)).first()
+        return None if row is None else {**_body(row), "prev_hash": row.prev_hash, "hash": row.hash}
+
+    def verify(self, batch: int = 10_000) -> dict:
+        """Walk the chain from the start; report the first entry whose link or hash is wrong."""
+        expected_prev, expected_seq, checked = GENESIS, 1, 0
+        last_seq = 0
+        while True:
+            with self.engine.connect() as c:
+                rows = c.execute(select(Decision).where(Decision.seq > last_seq).order_by(Decision.seq).limit(batch)).all()
+            if not rows:
+                break
+            for row in rows:
+                problem = None
+                if row.seq != expected_seq:
+                    problem = f"entry {expected_seq} is missing (next is {row.seq})"
+                elif row.prev_hash != expected_prev:
+                    problem = "prev_hash does not match the previous entry's hash"
+                elif entry_hash(row.prev_hash, _body(row)) != row.hash:
+                    problem = "the entry's content does not match its hash"
+                if problem:
+                    return {"ok": False, "checked": checked, "broken_at": {"seq": row.seq, "id": row.id, "problem": problem}}
+                expected_prev, expected_seq, checked = row.hash, row.seq + 1, checked + 1
+            last_seq = rows[-1].seq
+        with self.engine.connect() as c:
+            head = c.execute(select(ChainHead.seq, ChainHead.hash).where(ChainHead.id == 1)).first()
+        if head is not None and (head.seq != expected_seq - 1 or head.hash != expected_prev):
+            return {"ok": False, "checked": checked,
+                    "broken_at": {"seq": expected_seq, "id": None, "problem": "entries after this point were removed"}}
+        return {"ok": True, "checked": checked, "broken_at": None}

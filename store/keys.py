@@ -1,0 +1,54 @@
+"""API keys: random, shown once, stored as SHA-256 (a 256-bit random key needs no slow hash)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from .models import ApiKey
+from .repository import now_iso
+
+__all__ = ["ROLES", "Principal", "KeyStore"]
+
+ROLES = ("system", "department", "auditor", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: int
+    name: str
+    role: str
+    department: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}:{self.name}" + (f"@{self.department}" if self.department else "")
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, role: str, name: str, department: str | None = None) -> str:
+        """A new key; the plaintext is returned once and never stored."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+        if (role == "department") != bool(department):
+            raise ValueError("a department key needs --department, and only a department key takes one")
+        key = "jc_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as c:
+            c.execute(ApiKey.__table__.insert(), {"prefix": key[:10], "key_hash": _digest(key), "name": name,
+                                                  "role": role, "department": department, "created_at": now_iso(),
+                                                  "revoked": False})
+        return key
+
+    def principal(self, key: str) -> Principal | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked.is_(False))).first()
+        return None if row is None else Principal(row.id, row.name, row.role, row.department)

@@ -1,0 +1,183 @@
+"""Reading and writing subjects, records and materialised obligations.
+
+Writes are bulk Core statements (an import of a million subjects must not build a million
+ORM objects); reads that answer an eligibility check are single indexed queries.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Iterator
+
+from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.bundle import Bundle, Record, Subject as BundleSubject
+from engine.timeline import ObligationInterval
+
+from .models import ObligationRow, RecordRow, Subject
+
+__all__ = ["Repository", "now_iso"]
+
+_RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "type", "other", "status", "start",
+                  "expires_on", "status_on", "department", "document")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _record(r) -> Record:
+    key = {"list_entry": r.list, "rating": r.scheme, "penalty": r.severity}.get(r.kind)
+    return Record(id=r.record_id, kind=r.kind, status=r.status, start=r.start, key=key, list=r.list, scheme=r.scheme,
+                  grade=r.grade, severity=r.severity, category=r.category, type=r.type, other=r.other,
+                  department=r.department, document=r.document, expires_on=r.expires_on, status_on=r.status_on)
+
+
+def _upsert(engine: Engine, table, rows: list[dict], keys: list[str]) -> None:
+    if not rows:
+        return
+    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table)
+    update = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=update)
+    with engine.begin() as connection:
+        connection.execute(statement, rows)
+
+
+class Repository:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # -- subjects and records ----------------------------------------------------------------
+    def save_bundles(self, bundles: list[Bundle]) -> set[str]:
+        """Upsert subjects and their records (idempotent by record id). Returns the codes touched."""
+        stamp = now_iso()
+        subjects: dict[str, dict] = {}
+        records: dict[tuple[str, str], dict] = {}
+        for bundle in bundles:
+            for item in [bundle, *bundle.related]:
+                s = item.subject
+                known = subjects.get(s.code)
+                if known is None or (s.name and not known["name"]):
+                    subjects[s.code] = {"code": s.code, "kind": s.kind, "name": s.name, "updated_at": stamp}
+                for r in item.records:
+                    row = {"subject_code": s.code, "record_id": r.id, "raw": r.to_dict()}
+                    row.update({f: getattr(r, f) for f in _RECORD_FIELDS})
+                    records[(s.code, r.id)] = row
+        _upsert(self.engine, Subject.__table__, list(subjects.values()), ["code"])
+        _upsert(self.engine, RecordRow.__table__, list(records.values()), ["subject_code", "record_id"])
+        return set(subjects)
+
+    def load_bundle(self, code: str) -> Bundle | None:
+        return self.load_bundles([code]).get(code)
+
+    def load_bundles(self, codes: Iterable[str]) -> dict[str, Bundle]:
+        """Bundles of many subjects in three queries (subjects, records, linked subjects)."""
+        codes = list(dict.fromkeys(codes))
+        if not codes:
+            return {}
+        with self.engine.connect() as c:
+            subjects = {}
+            rows_by_subject: dict[str, list] = {}
+            for start in range(0, len(codes), 900):
+                chunk = codes[start:start + 900]
+                subjects.update({s.code: s for s in c.execute(select(Subject).where(Subject.code.in_(chunk)))})
+                for r in c.execute(select(RecordRow).where(RecordRow.subject_code.in_(chunk))
+                                   .order_by(RecordRow.subject_code, RecordRow.record_id)):
+                    rows_by_subject.setdefault(r.subject_code, []).append(r)
+            others = {r.other for rows in rows_by_subject.values() for r in rows if r.kind == "relation" and r.other}
+            related = {}
+            others = list(others)
+            for start in range(0, len(others), 900):
+                related.update({s.code: s for s in c.execute(select(Subject).where(Subject.code.in_(others[start:start + 900])))})
+        bundles = {}
+        for code, subject in subjects.items():
+            rows = rows_by_subject.get(code, [])
+            records = [_record(r) for r in rows]
+            linked = [Bundle(subject=BundleSubject(related[r.other].code, related[r.other].kind, related[r.other].name),
+                             records=[])
+                      for r in rows if r.kind == "relation" and r.other in related]
+            bundles[code] = Bundle(subject=BundleSubject(subject.code, subject.kind, subject.name), records=records,
+                                   related=linked)
+        return bundles
+
+    def subject(self, code: str) -> dict | None:
+        bundle = self.load_bundle(code)
+        if bundle is None:
+            return None
+        return {"subject": bundle.subject.to_dict(), "records": [r.to_dict() for r in bundle.records],
+                "related": [b.subject.to_dict() for b in bundle.related]}
+
+    def linked_codes(self, codes: Iterable[str]) -> set[str]:
+        """Subjects linked to `codes` by a relation record, in either direction."""
+        codes = set(codes)
+        if not codes:
+            return set()
+        with self.engine.connect() as c:
+            pointing_in = c.execute(select(RecordRow.subject_code).where(RecordRow.kind == "relation",
+                                                                         RecordRow.other.in_(codes))).scalars()
+            pointing_out = c.execute(select(RecordRow.other).where(RecordRow.kind == "relation",
+                                                                   RecordRow.subject_code.in_(codes))).scalars()
+            return (set(pointing_in) | {o for o in pointing_out if o}) - codes
+
+    def codes_with_records(self, batch: int = 5000) -> Iterator[list[str]]:
+        """All subject codes that have at least one record, in batches (for full re-materialisation)."""
+        last = ""
+        while True:
+            with self.engine.connect() as c:
+                rows = c.execute(select(Subject.code).where(Subject.code > last).order_by(Subject.code).limit(batch)).scalars().all()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]
+
+    def count_subjects(self) -> int:
+        with self.engine.connect() as c:
+            return c.execute(select(func.count()).select_from(Subject)).scalar_one()
+
+    # -- obligations ---------------------------------------------------------------------------
+    def replace_obligations(self, sources: Iterable[str], intervals: list[ObligationInterval],
+                            revisions: dict[str, str], record_details: dict[tuple[str, str], dict]) -> None:
+        """Swap the obligations caused by `sources` for `intervals`, in one transaction."""
+        sources = list(sources)
+        rows = []
+        for i in intervals:
+            rows.append({
+                "source_subject": i.source_subject, "target_code": i.target_code, "target_relation": i.target_relation,
+                "measure": i.measure, "kind": i.kind, "department": i.department, "department_name": i.department_name,
+                "rule": i.rule, "rulebook": i.rulebook, "revision": revisions.get(i.rulebook, ""), "status": i.status,
+                "effects": i.effects, "activities": "," + ",".join(e["activity"] for e in i.effects) + ",",
+                "provenance": {
+                    "records": [record_details.get((i.source_subject, rid), {"id": rid}) for rid in i.records],
+                    "basis": i.basis, "suspended_by": i.suspended_by, "assigned_as": i.assigned_as,
+                    "target_name": i.target_name,
+                },
+                "valid_from": i.valid_from, "valid_until": i.valid_until,
+            })
+        with self.engine.begin() as c:
+            for start in range(0, len(sources), 500):
+                c.execute(delete(ObligationRow).where(ObligationRow.source_subject.in_(sources[start:start + 500])))
+            if rows:
+                c.execute(ObligationRow.__table__.insert(), rows)
+
+    @staticmethod
+    def _in_force(as_of: str):
+        return (ObligationRow.valid_from <= as_of) & or_(ObligationRow.valid_until.is_(None),
+                                                         ObligationRow.valid_until > as_of)
+
+    def obligations_for(self, target: str, as_of: str, activity: str | None = None) -> list[dict]:
+        query = select(ObligationRow).where(ObligationRow.target_code == target, self._in_force(as_of))
+        if activity:
+            query = query.where(ObligationRow.activities.contains(f",{activity},"))
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(query.order_by(ObligationRow.id))]
+
+    def obligations_for_department(self, department: str, as_of: str, limit: int = 1000, offset: int = 0) -> list[dict]:
+        query = (select(ObligationRow).where(ObligationRow.department == department, self._in_force(as_of))
+                 .order_by(ObligationRow.target_code, ObligationRow.measure).limit(limit).offset(offset))
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def known(self, code: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(select(Subject.code).where(Subject.code == code)).first() is not None

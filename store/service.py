@@ -1,0 +1,178 @@
+"""The service the API and the CLI share: one store, one compiled catalog, one evaluator.
+
+Handlers stay thin: they validate input, call one method here, and map errors to HTTP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Iterable
+
+import engine
+from engine.bundle import Bundle
+from engine.codes import code_kind
+from engine.eligibility import consortium_answer, eligibility_answer
+from engine.errors import JointCreditError
+from engine.evaluator import Evaluator
+from engine.resources import default_rulebook_dir
+
+from .db import make_engine, migrate
+from .decisions import DecisionLog
+from .keys import KeyStore
+from .materialise import Materialiser
+from .repository import Repository
+from .settings import Settings
+
+__all__ = ["Service", "ServiceError"]
+
+DEMO = Path(__file__).resolve().parent.parent / "demo" / "bundles.jsonl"
+
+
+class ServiceError(JointCreditError):
+    """Bad input to the service, with a stable code the API maps to a 4xx status."""
+
+    def __init__(self, code: str, message: str, *, status: int = 422, errors: list | None = None):
+        super().__init__(message, code=code)
+        self.status = status
+        self.errors = errors or []
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "errors": self.errors}
+
+
+@dataclass
+class Service:
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        migrate(self.engine)
+        self.repository = Repository(self.engine)
+        self.decisions = DecisionLog(self.engine)
+        self.keys = KeyStore(self.engine)
+        rulebooks = self.settings.rulebooks or str(default_rulebook_dir())
+        self.catalog = engine.compile_rulebooks([rulebooks])
+        self.evaluator = Evaluator(self.catalog)
+        self.materialiser = Materialiser(self.repository, self.evaluator)
+
+    @property
+    def vocab(self):
+        return self.catalog.vocab
+
+    # -- input checks ------------------------------------------------------------------------
+    def check_code(self, code: object, field: str = "subject") -> str:
+        if not isinstance(code, str) or code_kind(code) is None:
+            raise ServiceError("invalid_subject_code",
+                               f"{code!r} is not a valid unified social credit code or citizen ID",
+                               errors=[{"field": field, "value": code}])
+        return code
+
+    def check_activity(self, activity: str) -> str:
+        if activity not in self.vocab.activities:
+            from catalog.vocabulary import suggest
+
+            hint = suggest(activity, self.vocab.activities)
+            raise ServiceError("unknown_activity", f"unknown activity {activity!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                               errors=[{"field": "activity", "value": activity, "allowed": sorted(self.vocab.activities)}])
+        return activity
+
+    @staticmethod
+    def check_date(value: str | None, field: str = "as_of") -> str:
+        if value is None:
+            return date.today().isoformat()
+        try:
+            return date.fromisoformat(value).isoformat() if len(value) == 10 else _bad_date(value, field)
+        except (TypeError, ValueError):
+            return _bad_date(value, field)
+
+    # -- records -----------------------------------------------------------------------------
+    def save(self, bundles: list[Bundle]) -> dict:
+        """Store bundles and bring the affected obligations up to date before returning."""
+        touched = self.repository.save_bundles(bundles)
+        refreshed = self.materialiser.refresh(touched)
+        return {"subjects": sorted(touched), "refreshed": refreshed}
+
+    def load_demo_if_empty(self) -> int:
+        if not self.settings.load_demo or self.repository.count_subjects() or not DEMO.exists():
+            return 0
+        bundles = [b for b in engine.read_bundles(DEMO, vocab=self.vocab) if isinstance(b, Bundle)]
+        self.save(bundles)
+        return len(bundles)
+
+    # -- eligibility -------------------------------------------------------------------------
+    def eligibility(self, subject: str, activity: str, as_of: str | None, caller: str, *, log: bool = True) -> dict:
+        self.check_code(subject)
+        self.check_activity(activity)
+        as_of = self.check_date(as_of)
+        obligations = self.repository.obligations_for(subject, as_of, activity)
+        known = bool(obligations) or self.repository.known(subject)
+        answer = eligibility_answer(subject, activity, as_of, known, obligations, self.vocab)
+        if log:
+            entry = self.decisions.append(caller, {"subject": subject, "activity": activity, "as_of": as_of}, answer,
+                                          self.catalog.revisions)
+            answer["decision_id"] = entry["id"]
+        return answer
+
+    def eligibility_batch(self, subjects: list[str], activity: str, as_of: str | None, consortium: bool,
+                          caller: str) -> dict:
+        if not subjects:
+            raise ServiceError("empty_batch", "`subjects` must name at least one subject", errors=[{"field": "subjects"}])
+        errors = []
+        for i, code in enumerate(subjects):
+            try:
+                self.check_code(code, f"subjects[{i}]")
+            except ServiceError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ServiceError("invalid_subject_code", f"{len(errors)} invalid subject code(s)", errors=errors)
+        self.check_activity(activity)
+        as_of = self.check_date(as_of)
+        answers = [self.eligibility(code, activity, as_of, caller, log=False) for code in subjects]
+        result = {"activity": activity, "as_of": as_of, "consortium": consortium, "answers": answers}
+        if consortium:
+            result.update(consortium_answer(answers))
+        entry = self.decisions.append(caller, {"subjects": subjects, "activity": activity, "as_of": as_of,
+                                               "consortium": consortium}, result, self.catalog.revisions)
+        result["decision_id"] = entry["id"]
+        return result
+
+    # -- reading -----------------------------------------------------------------------------
+    def evaluation(self, code: str, as_of: str | None):
+        self.check_code(code)
+        as_of = self.check_date(as_of)
+        bundle = self.repository.load_bundle(code)
+        if bundle is None:
+            raise ServiceError("unknown_subject", f"subject {code} is not in the store", status=404)
+        return self.evaluator.evaluate(bundle, date.fromisoformat(as_of))
+
+    def actions(self, code: str, as_of: str | None) -> dict:
+        self.check_code(code)
+        as_of = self.check_date(as_of)
+        return {"subject": code, "as_of": as_of, "known": self.repository.known(code),
+                "obligations": self.repository.obligations_for(code, as_of)}
+
+    def department_actions(self, department: str, as_of: str | None, limit: int, offset: int) -> dict:
+        if department not in self.vocab.departments:
+            raise ServiceError("unknown_department", f"unknown department {department!r}", status=404)
+        as_of = self.check_date(as_of)
+        rows = self.repository.obligations_for_department(department, as_of, limit, offset)
+        return {"department": {"code": department, "name": self.vocab.departments[department].name}, "as_of": as_of,
+                "obligations": rows, "limit": limit, "offset": offset}
+
+
+def _bad_date(value, field: str):
+    raise ServiceError("invalid_date", f"{value!r} is not a date in YYYY-MM-DD form", errors=[{"field": field, "value": value}])
+
+
+def bundles_from(objs: Iterable[dict], vocab) -> list[Bundle]:
+    """Parse pushed bundles; every bad one is reported, none is stored if any is bad."""
+    bundles, errors = [], []
+    for i, obj in enumerate(objs):
+        try:
+            bundles.append(engine.parse_bundle(obj, vocab=vocab, source=f"bundles[{i}]"))
+        except engine.BundleError as exc:
+            errors.append({"index": i, "code": exc.code, "message": exc.message, "field": exc.field, "value": exc.value})
+    if errors:
+        raise ServiceError(errors[0]["code"], f"{len(errors)} invalid bundle(s)", errors=errors)
+    return bundles
