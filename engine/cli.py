@@ -312,6 +312,78 @@ def catalog_command(by: Annotated[str, typer.Option(help="Group by department, l
     out.print(f"{len(rows)} measures in {len(compiled.rulebooks)} rulebooks")
 
 
+def _service():
+    from store.service import Service
+    from store.settings import get_settings
+
+    return Service(get_settings())
+
+
+@app.command("import")
+def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL, YAML, CSV or XLSX files.")],
+                   batch: Annotated[int, typer.Option(help="Subjects per transaction.")] = 5000) -> None:
+    """Import subject bundles into the store (JOINTCREDIT_DATABASE_URL) and bring obligations up to date."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from store.importer import import_files
+
+    service = _service()
+    started = time.perf_counter()
+    with Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.completed:,} subjects"),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err,
+                  disable=not err.is_terminal) as progress:
+        task = progress.add_task("import", total=None, rate="")
+        seen = [0]
+
+        def advance(n: int) -> None:
+            seen[0] += n
+            rate = seen[0] / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:,.0f}/s")
+            if not err.is_terminal and seen[0] % (batch * 10) < n:
+                err.print(f"imported {seen[0]:,} subjects ({rate:,.0f}/s)")
+
+        report = import_files(service, files, progress=advance, batch_size=batch)
+    for line in report.errors:
+        err.print(line, markup=False, highlight=False, style="red")
+    out.print(f"imported {report.subjects:,} subjects, {report.records:,} records from {report.files} file(s); "
+              f"{report.refreshed:,} subjects re-evaluated; {len(report.errors)} error(s) "
+              f"in {time.perf_counter() - started:.1f}s")
+    raise typer.Exit(1 if report.errors else 0)
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(role: Annotated[str, typer.Option(help="system, department, auditor or admin.")],
+                department: Annotated[Optional[str], typer.Option(help="Department code (department keys).")] = None,
+                name: Annotated[Optional[str], typer.Option(help="Who the key is for.")] = None) -> None:
+    """Create an API key and print it (it is stored hashed and cannot be shown again)."""
+    service = _service()
+    if department and department not in service.vocab.departments:
+        err.print(f"error: unknown department {department!r}")
+        raise typer.Exit(2)
+    try:
+        key = service.keys.create(role, name or (department or role), department)
+    except ValueError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2)
+    print(key)
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8000,
+          workers: Annotated[int, typer.Option(help="Worker processes.")] = 1) -> None:
+    """Start the HTTP API (docs at /docs); loads the demo data into an empty store on first start."""
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,125 @@
+"""The store on a real SQLite file and a real PostgreSQL database: records in, obligations
+kept current, answers for any date from intervals, a tamper-evident decision log."""
+import threading
+
+import pytest
+from sqlalchemy import text
+
+import engine
+from store.service import Service
+from store.settings import Settings
+
+from conftest import bundle, entry, org_code, person_code
+
+
+@pytest.fixture
+def service(database_url):
+    svc = Service(Settings(database_url=database_url, load_demo=False))
+    yield svc
+    svc.engine.dispose()
+
+
+def company_with_rep(n, *records):
+    person = person_code(n)
+    return bundle(org_code(n), *records, {"id": f"rel{n}", "kind": "relation", "type": "legal_representative",
+                                           "other": person, "listed_on": "2020-01-01"}, related=[person])
+
+
+def test_obligations_follow_record_changes_and_reach_linked_persons(service):
+    obj = company_with_rep(100, entry("tax.major_violation", "2024-03-15", document="D1"))
+    service.save([engine.parse_bundle(obj)])
+    company, person = org_code(100), person_code(100)
+    procurement = service.eligibility(company, "government_procurement", "2025-06-30", "test")
+    assert procurement["eligible"] is False and procurement["known"] is True
+    assert procurement["restrictions"][0]["records"][0]["document"] == "D1"
+    director = service.eligibility(person, "senior_management", "2025-06-30", "test")
+    assert director["eligible"] is False and director["restrictions"][0]["relation"] == "legal_representative"
+    assert service.eligibility(company, "government_procurement", "2024-03-14", "test")["eligible"] is True
+    # the listing is repaired: answers from that date change, answers before it do not
+    obj["records"][0].update(status="repaired", status_on="2025-05-01")
+    service.save([engine.parse_bundle(obj)])
+    assert service.eligibility(company, "government_procurement", "2025-06-30", "test")["eligible"] is True
+    assert service.eligibility(company, "government_procurement", "2025-04-30", "test")["eligible"] is False
+    assert service.eligibility(person, "senior_management", "2025-06-30", "test")["eligible"] is True
+
+
+def test_unknown_but_valid_subject_is_eligible_and_unknown(service):
+    answer = service.eligibility(org_code(101), "public_bidding", "2025-06-30", "test")
+    assert answer["eligible"] is True and answer["known"] is False and answer["restrictions"] == []
+
+
+def test_saving_twice_is_idempotent(service):
+    obj = company_with_rep(102, entry("safety.dishonest", "2025-01-01"))
+    service.save([engine.parse_bundle(obj)])
+    service.save([engine.parse_bundle(obj)])
+    with service.engine.connect() as c:
+        assert c.execute(text("select count(*) from records")).scalar_one() == 2
+        first = c.execute(text("select count(*) from obligations")).scalar_one()
+    service.save([engine.parse_bundle(obj)])
+    with service.engine.connect() as c:
+        assert c.execute(text("select count(*) from obligations")).scalar_one() == first > 0
+
+
+def test_decision_log_verifies_and_shows_tampering(service):
+    for i in range(5):
+        service.eligibility(org_code(103 + i), "government_procurement", "2025-06-30", f"caller{i}")
+    assert service.decisions.verify() == {"ok": True, "checked": 5, "broken_at": None}
+    with service.engine.begin() as c:
+        c.execute(text("update decisions set caller = 'someone else' where seq = 3"))
+    result = service.decisions.verify()
+    assert result["ok"] is False and result["broken_at"]["seq"] == 3 and result["checked"] == 2
+
+
+def test_deleting_the_last_decision_is_detected(service):
+    for i in range(3):
+        service.eligibility(org_code(110 + i), "honours", None, "c")
+    with service.engine.begin() as c:
+        c.execute(text("delete from decisions where seq = 3"))
+    assert service.decisions.verify()["ok"] is False
+
+
+def test_concurrent_appends_keep_one_chain(service):
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(15):
+                service.eligibility(org_code(200 + i), "honours", "2025-06-30", f"t{k}")
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert service.decisions.verify() == {"ok": True, "checked": 60, "broken_at": None}
+
+
+def test_a_decision_records_caller_request_answer_and_revisions(service):
+    answer = service.eligibility(org_code(120), "land_supply", "2025-06-30", "system:procurement")
+    stored = service.decisions.get(answer["decision_id"])
+    assert stored["caller"] == "system:procurement"
+    assert stored["request"] == {"subject": org_code(120), "activity": "land_supply", "as_of": "2025-06-30"}
+    assert stored["answer"]["eligible"] is True
+    assert stored["revisions"] == service.catalog.revisions
+
+
+@pytest.mark.parametrize("call, code", [
+    (lambda s: s.eligibility("91511700000000000X", "honours", None, "t"), "invalid_subject_code"),
+    (lambda s: s.eligibility(org_code(1), "honour", None, "t"), "unknown_activity"),
+    (lambda s: s.eligibility(org_code(1), "honours", "2025-02-30", "t"), "invalid_date"),
+    (lambda s: s.eligibility_batch([], "honours", None, False, "t"), "empty_batch"),
+])
+def test_bad_input_has_stable_codes(service, call, code):
+    from store.service import ServiceError
+
+    with pytest.raises(ServiceError) as info:
+        call(service)
+    assert info.value.code == code and 400 <= info.value.status < 500
+
+
+def test_consortium_is_barred_by_one_member(service):
+    service.save([engine.parse_bundle(bundle(org_code(130), entry("court.judgment_defaulter", "2025-01-01")))])
+    result = service.eligibility_batch([org_code(131), org_code(130)], "public_bidding", "2025-06-30", True, "t")
+    assert result["eligible"] is False
+    assert [m["subject"] for m in result["restricted_members"]] == [org_code(130)]
+    assert [a["eligible"] for a in result["answers"]] == [True, False]
