@@ -42,8 +42,8 @@ class DecisionLog:
             # The UPDATE takes the write lock (row lock on PostgreSQL, database lock on SQLite)
             # before the head is read, so no two appends can chain onto the same predecessor.
             bumped = c.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=ChainHead.seq + 1)).rowcount
-            if not bumped:
-                c.execute(ChainHead.__table__.insert(), {"id": 1, "seq": 1, "hash": GENESIS})
+            if not bumped:  # the migration creates the genesis head; its absence is corruption
+                raise RuntimeError("the decision log has no chain head: was the database migrated?")
             head = c.execute(select(ChainHead.seq, ChainHead.hash).where(ChainHead.id == 1)).one()
             entry = {"id": str(uuid.uuid4()), "seq": head.seq, "created_at": now_iso(), "caller": caller,
                      "request": request, "answer": answer, "revisions": revisions}

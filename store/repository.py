@@ -181,3 +181,38 @@ class Repository:
     def known(self, code: str) -> bool:
         with self.engine.connect() as c:
             return c.execute(select(Subject.code).where(Subject.code == code)).first() is not None
+
+
+class RulebookRepository:
+    """The rulebook revisions in force (and, later, drafts and history)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def published(self) -> dict[str, str]:
+        from .models import RulebookRevision
+
+        with self.engine.connect() as c:
+            rows = c.execute(select(RulebookRevision.name, RulebookRevision.revision)
+                             .where(RulebookRevision.state == "published")).all()
+        return {r.name: r.revision for r in rows}
+
+    def publish_all(self, rulebooks: dict, author: str, comment: str) -> None:
+        """Record `rulebooks` (name -> Rulebook) as the revisions in force, retiring the ones they replace."""
+        from .models import RulebookRevision
+
+        stamp = now_iso()
+        with self.engine.begin() as c:
+            current = {r.name: r for r in c.execute(select(RulebookRevision).where(RulebookRevision.state == "published"))}
+            for name, rulebook in rulebooks.items():
+                old = current.get(name)
+                if old is not None and old.revision == rulebook.revision:
+                    continue
+                if old is not None:
+                    c.execute(RulebookRevision.__table__.update().where(RulebookRevision.id == old.id).values(state="retired"))
+                c.execute(RulebookRevision.__table__.insert(), {
+                    "name": name, "revision": rulebook.revision, "text": rulebook.text, "state": "published",
+                    "effective_from": stamp[:10], "author": author, "comment": comment, "created_at": stamp})
+            for name, old in current.items():
+                if name not in rulebooks:
+                    c.execute(RulebookRevision.__table__.update().where(RulebookRevision.id == old.id).values(state="retired"))

@@ -21,7 +21,7 @@ from .db import make_engine, migrate
 from .decisions import DecisionLog
 from .keys import KeyStore
 from .materialise import Materialiser
-from .repository import Repository
+from .repository import Repository, RulebookRepository
 from .settings import Settings
 
 __all__ = ["Service", "ServiceError"]
@@ -55,6 +55,17 @@ class Service:
         self.catalog = engine.compile_rulebooks([rulebooks])
         self.evaluator = Evaluator(self.catalog)
         self.materialiser = Materialiser(self.repository, self.evaluator)
+        self.rulebooks = RulebookRepository(self.engine)
+        self.sync_rulebooks()
+
+    def sync_rulebooks(self) -> bool:
+        """If the rulebooks on disk differ from the revisions in force, record them and re-materialise
+        every subject (obligations must never come from a catalog that is no longer in force)."""
+        if self.rulebooks.published() == self.catalog.revisions:
+            return False
+        self.rulebooks.publish_all(self.catalog.rulebooks, author="system", comment="rulebooks loaded from disk")
+        self.materialiser.rebuild()
+        return True
 
     @property
     def vocab(self):

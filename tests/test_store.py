@@ -123,3 +123,26 @@ def test_consortium_is_barred_by_one_member(service):
     assert result["eligible"] is False
     assert [m["subject"] for m in result["restricted_members"]] == [org_code(130)]
     assert [a["eligible"] for a in result["answers"]] == [True, False]
+
+
+def test_changed_rulebooks_rematerialise_every_subject(database_url, tmp_path):
+    import shutil
+
+    from conftest import TEST_RULEBOOKS
+
+    books = tmp_path / "books"
+    shutil.copytree(TEST_RULEBOOKS, books)
+    settings = Settings(database_url=database_url, load_demo=False, rulebooks=str(books))
+    first = Service(settings)
+    first.save([engine.parse_bundle(bundle(org_code(140), entry("safety.dishonest", "2025-01-01")))])
+    assert first.repository.obligations_for(org_code(140), "2025-06-30")
+    first.engine.dispose()
+    # the department edits its rulebook: safety listings no longer trigger this measure
+    path = books / "rewards.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("list: safety.dishonest", "list: statistics.serious_dishonest"),
+                    encoding="utf-8")
+    second = Service(settings)
+    assert second.repository.obligations_for(org_code(140), "2025-06-30") == []
+    assert second.rulebooks.published()["rewards"] == second.catalog.revisions["rewards"]
+    assert second.sync_rulebooks() is False  # nothing changed since
+    second.engine.dispose()
