@@ -268,10 +268,12 @@ class _Population:
         record["document"] = self.document(pattern, listed)
         return record
 
-    def quiet_records(self, kind: str, ids: Iterator[str], count: int) -> list[dict]:
+    def quiet_records(self, kind: str, ids: Iterator[str], count: int, ratings: bool = True) -> list[dict]:
+        """`count` quiet records; no ratings when the subject already has its own (a second
+        rating on the same day would make "the latest grade" ambiguous)."""
         r = self.rng
         records: list[dict] = []
-        rated = False
+        rated = not ratings
         while len(records) < count:
             roll = r.random()
             if kind in ("legal_person", "individual_business") and not rated and roll < 0.35:
@@ -367,7 +369,7 @@ class _Population:
                                 "environment.serious_violation", "court.judgment_defaulter"])
                 records.append(self.black_entry(next(serial), lst))
             if r.random() < 0.6:
-                records.extend(self.quiet_records("legal_person", serial, r.randint(1, 2)))
+                records.extend(self.quiet_records("legal_person", serial, r.randint(1, 2), ratings=False))
             if r.random() < 0.2:
                 self.relations(serial, records, related, 0.1)
         else:
@@ -403,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         for bundle in generate(args.n, seed=args.seed):
             out.write(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
             out.write("\n")
+    except BrokenPipeError:  # `| head`: the reader has had enough
+        sys.stderr.close()
+        return 0
     finally:
         if out is not sys.stdout:
             out.close()

@@ -57,6 +57,9 @@ class MatchSession:
         except Exception as exc:  # the C core reports everything else this way
             raise EvaluationError(f"durable-rules failed asserting {fact.get('id')!r} to {ruleset}: {exc}") from exc
         self._asserted.append((ruleset, fact))
+        if adapter._callback_errors:
+            problems, adapter._callback_errors[:] = list(adapter._callback_errors), []
+            raise EvaluationError(f"a rule action failed, a firing would have been lost: {'; '.join(problems)}")
         fired = buffer[start:]
         del buffer[start:]
         return fired
@@ -88,6 +91,7 @@ class DurableRulesAdapter:
         self._registered: set[str] = set()  # names on the current Host (live and retired)
         self._retired: set[str] = set()
         self._buffer: list[Firing] = []
+        self._callback_errors: list[str] = []
         self._poisoned = False
         self.hosts_created = 1
 
@@ -134,7 +138,12 @@ class DurableRulesAdapter:
         buffer_owner = self
 
         def fired(c) -> None:
-            buffer_owner._buffer.append((ruleset, rule_id, {alias: fact["id"] for alias, fact in c._m.items()}))
+            # durable-rules swallows exceptions raised in actions and loses the firing: catch
+            # them here and let the session raise them instead.
+            try:
+                buffer_owner._buffer.append((ruleset, rule_id, {alias: fact["id"] for alias, fact in c._m.items()}))
+            except Exception as exc:
+                buffer_owner._callback_errors.append(f"{rule_id}: {exc!r}")
 
         return fired
 

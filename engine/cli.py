@@ -16,7 +16,8 @@ from rich.table import Table
 
 app = typer.Typer(help="jointcredit: a rules engine for joint reward and punishment (联合奖惩).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console(soft_wrap=True)
+# Piped or redirected output is not cut to 80 columns: tables stay readable in files.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 RulebookPaths = Annotated[Optional[list[Path]], typer.Option("--rulebooks", "-r", help="Rulebook files or directories (default: the shipped rulebooks/).")]

@@ -7,7 +7,8 @@ it is asserted and carried as plain fields (`live`, `current`, `w_P3Y`), so the 
 themselves never depend on the date: compile once, evaluate for any `as_of`.
 
 Note the durable-rules JSON form puts the operator outside the field:
-`{"$lte": {"listed_on": x}}`. The inner form is accepted silently and never matches.
+`{"$lte": {"listed_on": x}}`. The inner form is accepted silently and, as measured with
+2.0.28, ignores its operator and matches any fact that has the field.
 """
 from __future__ import annotations
 

@@ -145,3 +145,20 @@ def test_python_313_is_excluded():
 
     spec_set = SpecifierSet(project["requires-python"])
     assert "3.12.5" in spec_set and "3.11.0" in spec_set and "3.13.0" not in spec_set
+
+
+def test_an_exception_in_a_rule_action_is_raised_not_swallowed():
+    """durable-rules drops a firing whose action raises; the adapter turns that into an error."""
+    from engine.errors import EvaluationError
+
+    adapter = DurableRulesAdapter()
+    adapter.register("raising", spec())
+
+    class Exploding(list):
+        def append(self, item):
+            raise RuntimeError("boom")
+
+    adapter._buffer = Exploding()
+    with pytest.raises(EvaluationError, match="boom"):
+        with adapter.session() as s:
+            s.assert_fact("raising", {"id": "y", "kind": "list_entry", "list": "L", "live": True})
