@@ -18,10 +18,10 @@ from typing import Iterable
 from catalog.vocabulary import Vocabulary, load_vocabulary
 
 from .errors import RulebookErrors
-from .lint import load_and_lint
+from .lint import lint_texts, load_and_lint
 from .model import Condition, Measure, Rule, Rulebook
 
-__all__ = ["Route", "CompiledCatalog", "compile_rulebooks", "compile_loaded", "window_field",
+__all__ = ["Route", "CompiledCatalog", "compile_rulebooks", "compile_texts", "compile_loaded", "window_field",
            "condition_expression"]
 
 
@@ -155,6 +155,16 @@ def compile_rulebooks(paths: Iterable[str] | None = None, vocab: Vocabulary | No
 
     vocab = vocab or load_vocabulary()
     rulebooks, diagnostics = load_and_lint(list(paths) if paths else [default_rulebook_dir()], vocab)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        raise RulebookErrors(errors)
+    return compile_loaded(rulebooks, vocab)
+
+
+def compile_texts(texts: dict[str, str], vocab: Vocabulary | None = None) -> CompiledCatalog:
+    """Compile rulebooks given as {name: YAML text} (names become `<name>.yaml` in diagnostics)."""
+    vocab = vocab or load_vocabulary()
+    rulebooks, diagnostics = lint_texts({f"{name}.yaml": text for name, text in texts.items()}, vocab)
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
         raise RulebookErrors(errors)

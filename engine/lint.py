@@ -19,7 +19,7 @@ from .errors import Diagnostic
 from .loader import discover, load_rulebook
 from .model import Rulebook, SUBJECT
 
-__all__ = ["lint_rulebooks", "load_and_lint", "derivation_graph"]
+__all__ = ["lint_rulebooks", "load_and_lint", "lint_texts", "derivation_graph"]
 
 _KEY_FIELDS = {"list_entry": {"lists"}, "rating": {"scheme", "grades"}, "penalty": {"severities"},
                "relation": {"types"}}
@@ -241,6 +241,20 @@ def load_and_lint(paths: Iterable[str], vocab: Vocabulary) -> tuple[list[Ruleboo
             diagnostics.append(Diagnostic(str(path), 1, 1, "unreadable_file", "no such file"))
             continue
         rb, diags = load_rulebook(path)
+        diagnostics.extend(diags)
+        if rb is not None:
+            rulebooks.append(rb)
+    diagnostics.extend(lint_rulebooks(rulebooks, vocab))
+    return rulebooks, sorted(diagnostics)
+
+
+def lint_texts(texts: dict[str, str], vocab: Vocabulary) -> tuple[list[Rulebook], list[Diagnostic]]:
+    """Like load_and_lint, for rulebooks held as text (filename -> YAML), e.g. revisions in the store."""
+    from .loader import load_rulebook_text
+
+    rulebooks, diagnostics = [], []
+    for filename, text in texts.items():
+        rb, diags = load_rulebook_text(text, filename)
         diagnostics.extend(diags)
         if rb is not None:
             rulebooks.append(rb)

@@ -43,6 +43,7 @@ class ObligationInterval:
     suspended_by: list[str]
     valid_from: str
     valid_until: str | None
+    revision: str = ""  # the rulebook revision that produced it (set by whoever knows the era)
 
     @property
     def identity(self) -> tuple:

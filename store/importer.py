@@ -57,8 +57,7 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
     def flush() -> None:
         if not batch:
             return
-        touched = service.repository.save_bundles(batch)
-        report.refreshed += service.materialiser.refresh(touched)
+        report.refreshed += service.save(list(batch))["refreshed"]
         report.subjects += len(batch)
         report.records += sum(len(b.records) for b in batch)
         if progress:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from engine.bundle import Bundle
-from engine.evaluator import Evaluator
-from engine.timeline import obligation_timeline
+from engine.timeline import ObligationInterval, obligation_timeline
 
+from .history import CatalogHistory
 from .repository import Repository
 
 __all__ = ["Materialiser"]
@@ -27,10 +27,35 @@ def _details(bundle: Bundle) -> dict[tuple[str, str], dict]:
     return out
 
 
+def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> list[ObligationInterval]:
+    """The parts of `intervals` inside an era [start, end)."""
+    kept = []
+    for i in intervals:
+        if end is not None and i.valid_from >= end:
+            continue
+        if i.valid_until is not None and i.valid_until <= start:
+            continue
+        if i.valid_from < start:
+            i.valid_from = start
+        if end is not None and (i.valid_until is None or i.valid_until > end):
+            i.valid_until = end
+        kept.append(i)
+    return kept
+
+
 class Materialiser:
-    def __init__(self, repository: Repository, evaluator: Evaluator):
+    def __init__(self, repository: Repository, history: CatalogHistory):
         self.repository = repository
-        self.evaluator = evaluator
+        self.history = history
+
+    def intervals(self, bundle: Bundle) -> list[ObligationInterval]:
+        """The bundle's obligations over all time, each era judged by the catalog in force then."""
+        found = []
+        for era in self.history.eras:
+            for interval in _clip(obligation_timeline(era.evaluator, bundle), era.start, era.end):
+                interval.revision = era.revisions.get(interval.rulebook, "")
+                found.append(interval)
+        return found
 
     def refresh(self, codes: Iterable[str], *, with_linked: bool = True) -> int:
         """Re-materialise `codes` (and subjects linked to them). Returns how many subjects were done."""
@@ -43,22 +68,28 @@ class Materialiser:
             done += self._refresh_batch(ordered[start:start + 2000])
         return done
 
-    def _refresh_batch(self, codes: list[str]) -> int:
+    def _refresh_batch(self, codes: list[str], generation: int | None = None) -> int:
         bundles = self.repository.load_bundles(codes)
         intervals, details = [], {}
         for bundle in bundles.values():
-            found = obligation_timeline(self.evaluator, bundle)
+            found = self.intervals(bundle)
             if found:
                 intervals.extend(found)
                 details.update(_details(bundle))
-        self.repository.replace_obligations(codes, intervals, self.evaluator.catalog.revisions, details)
+        self.repository.replace_obligations(codes, intervals, details, generation)
         return len(bundles)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Re-materialise every subject (after a rulebook change)."""
+        """Re-materialise every subject into a new generation, then switch to it at once.
+
+        Checks running meanwhile keep reading the old generation: they never see a catalog
+        half applied. Record pushes must not run during a rebuild (the service holds a lock).
+        """
+        new = self.repository.generation() + 1
         total = 0
         for batch in self.repository.codes_with_records():
-            total += self._refresh_batch(batch)
+            total += self._refresh_batch(batch, new)
             if progress:
                 progress(len(batch))
+        self.repository.switch_generation(new)
         return total

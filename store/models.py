@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "Decision", "ApiKey", "ChainHead"]
+__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "RulebookChange", "Decision", "ApiKey", "ChainHead", "CatalogState"]
 
 
 class Base(DeclarativeBase):
@@ -67,11 +67,24 @@ class ObligationRow(Base):
     provenance: Mapped[dict] = mapped_column(JSON)  # records, basis, suspended_by, assigned_as, names
     valid_from: Mapped[str] = mapped_column(String(10))
     valid_until: Mapped[str | None] = mapped_column(String(10))
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # see CatalogState
 
     __table_args__ = (
         Index("ix_obligations_target", "target_code", "valid_from"),
         Index("ix_obligations_department", "department", "valid_from"),
+        Index("ix_obligations_generation_target", "generation", "target_code"),
     )
+
+
+class CatalogState(Base):
+    """Which generation of obligations answers checks. A full re-materialisation (a publish)
+    writes a new generation beside the old one and switches this row in one transaction,
+    so readers see the old catalog's obligations or the new one's, never a mixture."""
+
+    __tablename__ = "catalog_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
 
 
 class RulebookRevision(Base):
@@ -86,6 +99,26 @@ class RulebookRevision(Base):
     author: Mapped[str] = mapped_column(String(100), default="system")
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[str] = mapped_column(String(32))
+    parent: Mapped[str | None] = mapped_column(String(16))  # the revision this draft was edited from
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | disk
+    published_at: Mapped[str | None] = mapped_column(String(32))
+    published_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class RulebookChange(Base):
+    """Who changed which rulebook, when, how (the diff) and why (the comment): read by auditors."""
+
+    __tablename__ = "rulebook_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    revision: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))  # draft | publish | rollback | load
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    effective_from: Mapped[str | None] = mapped_column(String(10))
+    diff: Mapped[str] = mapped_column(Text, default="")
 
 
 class Decision(Base):

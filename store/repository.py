@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.bundle import Bundle, Record, Subject as BundleSubject
 from engine.timeline import ObligationInterval
 
-from .models import ObligationRow, RecordRow, Subject
+from .models import CatalogState, ObligationRow, RecordRow, Subject
 
 __all__ = ["Repository", "now_iso"]
 
@@ -137,15 +137,19 @@ class Repository:
 
     # -- obligations ---------------------------------------------------------------------------
     def replace_obligations(self, sources: Iterable[str], intervals: list[ObligationInterval],
-                            revisions: dict[str, str], record_details: dict[tuple[str, str], dict]) -> None:
-        """Swap the obligations caused by `sources` for `intervals`, in one transaction."""
+                            record_details: dict[tuple[str, str], dict], generation: int | None = None) -> None:
+        """Swap the obligations caused by `sources` for `intervals`, in one transaction.
+
+        Without `generation`, the rows go to the generation that answers checks now; a full
+        rebuild passes the next generation and switches to it at the end (switch_generation).
+        """
         sources = list(sources)
         rows = []
         for i in intervals:
             rows.append({
                 "source_subject": i.source_subject, "target_code": i.target_code, "target_relation": i.target_relation,
                 "measure": i.measure, "kind": i.kind, "department": i.department, "department_name": i.department_name,
-                "rule": i.rule, "rulebook": i.rulebook, "revision": revisions.get(i.rulebook, ""), "status": i.status,
+                "rule": i.rule, "rulebook": i.rulebook, "revision": i.revision, "status": i.status,
                 "effects": i.effects, "activities": "," + ",".join(e["activity"] for e in i.effects) + ",",
                 "provenance": {
                     "records": [record_details.get((i.source_subject, rid), {"id": rid}) for rid in i.records],
@@ -155,10 +159,30 @@ class Repository:
                 "valid_from": i.valid_from, "valid_until": i.valid_until,
             })
         with self.engine.begin() as c:
-            for start in range(0, len(sources), 500):
-                c.execute(delete(ObligationRow).where(ObligationRow.source_subject.in_(sources[start:start + 500])))
+            if generation is None:
+                generation = c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
+                for start in range(0, len(sources), 500):
+                    c.execute(delete(ObligationRow).where(ObligationRow.generation == generation,
+                                                          ObligationRow.source_subject.in_(sources[start:start + 500])))
+            for row in rows:
+                row["generation"] = generation
             if rows:
                 c.execute(ObligationRow.__table__.insert(), rows)
+
+    def generation(self) -> int:
+        with self.engine.connect() as c:
+            return c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
+
+    def switch_generation(self, new: int) -> None:
+        """Make generation `new` answer checks (one small transaction), then drop the others."""
+        with self.engine.begin() as c:
+            c.execute(CatalogState.__table__.update().where(CatalogState.id == 1).values(generation=new))
+        with self.engine.begin() as c:
+            c.execute(delete(ObligationRow).where(ObligationRow.generation != new))
+
+    @staticmethod
+    def _current_generation():
+        return select(CatalogState.generation).where(CatalogState.id == 1).scalar_subquery()
 
     @staticmethod
     def _in_force(as_of: str):
@@ -166,14 +190,16 @@ class Repository:
                                                          ObligationRow.valid_until > as_of)
 
     def obligations_for(self, target: str, as_of: str, activity: str | None = None) -> list[dict]:
-        query = select(ObligationRow).where(ObligationRow.target_code == target, self._in_force(as_of))
+        query = select(ObligationRow).where(ObligationRow.generation == self._current_generation(),
+                                            ObligationRow.target_code == target, self._in_force(as_of))
         if activity:
             query = query.where(ObligationRow.activities.contains(f",{activity},"))
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(query.order_by(ObligationRow.id))]
 
     def obligations_for_department(self, department: str, as_of: str, limit: int = 1000, offset: int = 0) -> list[dict]:
-        query = (select(ObligationRow).where(ObligationRow.department == department, self._in_force(as_of))
+        query = (select(ObligationRow).where(ObligationRow.generation == self._current_generation(),
+                                             ObligationRow.department == department, self._in_force(as_of))
                  .order_by(ObligationRow.target_code, ObligationRow.measure).limit(limit).offset(offset))
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(query)]
@@ -182,37 +208,3 @@ class Repository:
         with self.engine.connect() as c:
             return c.execute(select(Subject.code).where(Subject.code == code)).first() is not None
 
-
-class RulebookRepository:
-    """The rulebook revisions in force (and, later, drafts and history)."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def published(self) -> dict[str, str]:
-        from .models import RulebookRevision
-
-        with self.engine.connect() as c:
-            rows = c.execute(select(RulebookRevision.name, RulebookRevision.revision)
-                             .where(RulebookRevision.state == "published")).all()
-        return {r.name: r.revision for r in rows}
-
-    def publish_all(self, rulebooks: dict, author: str, comment: str) -> None:
-        """Record `rulebooks` (name -> Rulebook) as the revisions in force, retiring the ones they replace."""
-        from .models import RulebookRevision
-
-        stamp = now_iso()
-        with self.engine.begin() as c:
-            current = {r.name: r for r in c.execute(select(RulebookRevision).where(RulebookRevision.state == "published"))}
-            for name, rulebook in rulebooks.items():
-                old = current.get(name)
-                if old is not None and old.revision == rulebook.revision:
-                    continue
-                if old is not None:
-                    c.execute(RulebookRevision.__table__.update().where(RulebookRevision.id == old.id).values(state="retired"))
-                c.execute(RulebookRevision.__table__.insert(), {
-                    "name": name, "revision": rulebook.revision, "text": rulebook.text, "state": "published",
-                    "effective_from": stamp[:10], "author": author, "comment": comment, "created_at": stamp})
-            for name, old in current.items():
-                if name not in rulebooks:
-                    c.execute(RulebookRevision.__table__.update().where(RulebookRevision.id == old.id).values(state="retired"))

@@ -4,6 +4,7 @@ Handlers stay thin: they validate input, call one method here, and map errors to
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,14 +15,16 @@ from engine.bundle import Bundle
 from engine.codes import code_kind
 from engine.eligibility import consortium_answer, eligibility_answer
 from engine.errors import JointCreditError
-from engine.evaluator import Evaluator
+from catalog.vocabulary import load_vocabulary
 from engine.resources import default_rulebook_dir
 
 from .db import make_engine, migrate
 from .decisions import DecisionLog
 from .keys import KeyStore
 from .materialise import Materialiser
-from .repository import Repository, RulebookRepository
+from .history import BEGINNING, CatalogHistory
+from .repository import Repository
+from .rulebook_store import RulebookStore
 from .settings import Settings
 
 __all__ = ["Service", "ServiceError"]
@@ -51,21 +54,51 @@ class Service:
         self.repository = Repository(self.engine)
         self.decisions = DecisionLog(self.engine)
         self.keys = KeyStore(self.engine)
-        rulebooks = self.settings.rulebooks or str(default_rulebook_dir())
-        self.catalog = engine.compile_rulebooks([rulebooks])
-        self.evaluator = Evaluator(self.catalog)
-        self.materialiser = Materialiser(self.repository, self.evaluator)
-        self.rulebooks = RulebookRepository(self.engine)
-        self.sync_rulebooks()
+        self.rulebook_store = RulebookStore(self.engine)
+        # Serialises everything that re-materialises obligations (record pushes, publishes):
+        # a rebuild must not interleave with a refresh of the generation it is replacing.
+        self.write_lock = threading.RLock()
+        self._era_cache: dict = {}
+        self._generation = None
+        changed = self.sync_rulebooks_from_disk()
+        self.reload_history()
+        if changed:
+            self.materialiser.rebuild()
+        self._generation = self.repository.generation()
 
-    def sync_rulebooks(self) -> bool:
-        """If the rulebooks on disk differ from the revisions in force, record them and re-materialise
-        every subject (obligations must never come from a catalog that is no longer in force)."""
-        if self.rulebooks.published() == self.catalog.revisions:
-            return False
-        self.rulebooks.publish_all(self.catalog.rulebooks, author="system", comment="rulebooks loaded from disk")
-        self.materialiser.rebuild()
-        return True
+    # -- the catalog over time ----------------------------------------------------------------
+    def sync_rulebooks_from_disk(self) -> bool:
+        """Publish rulebooks from disk whose revision the store has never seen (people who keep
+        rulebooks in git). The first load is in force from the beginning; later ones from today."""
+        directory = self.settings.rulebooks or str(default_rulebook_dir())
+        on_disk = engine.compile_rulebooks([directory])  # lint errors stop start-up, with every message
+        known = self.rulebook_store.known_revisions()
+        first = not self.rulebook_store.publications()
+        changed = False
+        for name, rulebook in sorted(on_disk.rulebooks.items()):
+            if (name, rulebook.revision) in known:
+                continue
+            self.rulebook_store.record_publication(name, rulebook.text, BEGINNING if first else date.today().isoformat(),
+                                                   actor="system", comment=f"loaded from {rulebook.path}",
+                                                   action="load", source="disk")
+            changed = True
+        return changed
+
+    def reload_history(self) -> None:
+        self.history = CatalogHistory.build(self.rulebook_store.publications(), load_vocabulary(), self._era_cache)
+        self.materialiser = Materialiser(self.repository, self.history)
+
+    def refresh_if_stale(self) -> None:
+        """Another worker published: pick up its catalog (obligations are shared through the database)."""
+        generation = self.repository.generation()
+        if generation != self._generation:
+            with self.write_lock:
+                self.reload_history()
+                self._generation = generation
+
+    @property
+    def catalog(self):
+        return self.history.at(date.today()).catalog
 
     @property
     def vocab(self):
@@ -100,8 +133,9 @@ class Service:
     # -- records -----------------------------------------------------------------------------
     def save(self, bundles: list[Bundle]) -> dict:
         """Store bundles and bring the affected obligations up to date before returning."""
-        touched = self.repository.save_bundles(bundles)
-        refreshed = self.materialiser.refresh(touched)
+        with self.write_lock:
+            touched = self.repository.save_bundles(bundles)
+            refreshed = self.materialiser.refresh(touched)
         return {"subjects": sorted(touched), "refreshed": refreshed}
 
     def load_demo_if_empty(self) -> int:
@@ -121,7 +155,7 @@ class Service:
         answer = eligibility_answer(subject, activity, as_of, known, obligations, self.vocab)
         if log:
             entry = self.decisions.append(caller, {"subject": subject, "activity": activity, "as_of": as_of}, answer,
-                                          self.catalog.revisions)
+                                          self.history.at(as_of).revisions)
             answer["decision_id"] = entry["id"]
         return answer
 
@@ -144,7 +178,7 @@ class Service:
         if consortium:
             result.update(consortium_answer(answers))
         entry = self.decisions.append(caller, {"subjects": subjects, "activity": activity, "as_of": as_of,
-                                               "consortium": consortium}, result, self.catalog.revisions)
+                                               "consortium": consortium}, result, self.history.at(as_of).revisions)
         result["decision_id"] = entry["id"]
         return result
 
@@ -155,7 +189,8 @@ class Service:
         bundle = self.repository.load_bundle(code)
         if bundle is None:
             raise ServiceError("unknown_subject", f"subject {code} is not in the store", status=404)
-        return self.evaluator.evaluate(bundle, date.fromisoformat(as_of))
+        self.refresh_if_stale()
+        return self.history.at(as_of).evaluator.evaluate(bundle, date.fromisoformat(as_of))
 
     def actions(self, code: str, as_of: str | None) -> dict:
         self.check_code(code)

@@ -125,24 +125,30 @@ def test_consortium_is_barred_by_one_member(service):
     assert [a["eligible"] for a in result["answers"]] == [True, False]
 
 
-def test_changed_rulebooks_rematerialise_every_subject(database_url, tmp_path):
+def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url, tmp_path):
     import shutil
+    from datetime import date, timedelta
 
     from conftest import TEST_RULEBOOKS
 
+    today = date.today()
     books = tmp_path / "books"
     shutil.copytree(TEST_RULEBOOKS, books)
     settings = Settings(database_url=database_url, load_demo=False, rulebooks=str(books))
     first = Service(settings)
-    first.save([engine.parse_bundle(bundle(org_code(140), entry("safety.dishonest", "2025-01-01")))])
-    assert first.repository.obligations_for(org_code(140), "2025-06-30")
+    listed = (today - timedelta(days=60)).isoformat()
+    first.save([engine.parse_bundle(bundle(org_code(140), entry("safety.dishonest", listed)))])
+    before, after = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=1)).isoformat()
+    assert first.repository.obligations_for(org_code(140), after)
     first.engine.dispose()
-    # the department edits its rulebook: safety listings no longer trigger this measure
+    # the department edits its rulebook on disk: safety listings no longer trigger this measure
     path = books / "rewards.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("list: safety.dishonest", "list: statistics.serious_dishonest"),
                     encoding="utf-8")
     second = Service(settings)
-    assert second.repository.obligations_for(org_code(140), "2025-06-30") == []
-    assert second.rulebooks.published()["rewards"] == second.catalog.revisions["rewards"]
-    assert second.sync_rulebooks() is False  # nothing changed since
+    assert second.repository.obligations_for(org_code(140), after) == []
+    assert second.repository.obligations_for(org_code(140), before)  # earlier dates keep the old catalog
+    assert [e.start for e in second.history.eras][1] == today.isoformat()
+    assert second.history.at(today).revisions["rewards"] != second.history.at(before).revisions["rewards"]
+    assert second.sync_rulebooks_from_disk() is False  # nothing changed since
     second.engine.dispose()

@@ -1,0 +1,49 @@
+"""The FastAPI application, built by `create_app(settings)` and never at import time.
+
+The service (store, compiled catalog, evaluator) is made once per app in the lifespan and
+kept on app.state, so tests build as many apps as they like, each on its own database, and
+`uvicorn api.app:create_app --factory` reads JOINTCREDIT_* from the environment.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from store.service import Service
+from store.settings import Settings
+
+from . import errors
+from .routers import ALL
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Joint reward and punishment (联合奖惩): whether a subject may take part in an activity,
+the actions each department is obliged to take, and why.
+
+Authenticate with `Authorization: Bearer <key>` (`jointcredit keys create --role ...`).
+Errors are `{"code", "message", "errors"}` with a stable `code`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Migrating, compiling the rulebooks and loading the demo block: keep them off the event loop.
+        service = await run_in_threadpool(Service, settings)
+        await run_in_threadpool(service.load_demo_if_empty)
+        app.state.service = service
+        try:
+            yield
+        finally:
+            service.engine.dispose()
+
+    app = FastAPI(title="jointcredit", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    errors.install(app)
+    for router in ALL:
+        app.include_router(router, prefix="/v1")
+    return app

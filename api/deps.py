@@ -1,0 +1,67 @@
+"""Dependencies, as Annotated aliases so a route's signature says what it needs.
+
+Authentication is a bearer API key looked up in the key store; authorisation is by role
+(`require`), with `admin` allowed everywhere. Both fail with ApiError, answered in errors.py.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from store.keys import ROLES, Principal
+from store.service import Service
+
+from .errors import ApiError
+
+__all__ = ["ServiceDep", "PrincipalDep", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor", "DecisionReader"]
+
+# auto_error=False: a missing header is answered by our handler (code, WWW-Authenticate), not FastAPI's.
+_bearer = HTTPBearer(auto_error=False, description="An API key made with `jointcredit keys create`.")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_principal(service: ServiceDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiError("unauthorized", "an API key is required: send `Authorization: Bearer <key>`",
+                       headers=_CHALLENGE)
+    principal = service.keys.principal(credentials.credentials)
+    if principal is None:
+        raise ApiError("unauthorized", "the API key is not valid or has been revoked", headers=_CHALLENGE)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through the given roles and admin, and refuses everyone else with 403."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:  # a typo here would silently lock everybody but admin out
+        raise ValueError(f"unknown role(s) {sorted(unknown)}: one of {ROLES}")
+    allowed = frozenset(roles) | {"admin"}
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise ApiError("forbidden", f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
+        return principal
+
+    check.__name__ = f"require_{'_'.join(sorted(allowed))}"
+    return check
+
+
+AnyCaller = Annotated[Principal, Depends(require(*ROLES))]
+Checker = Annotated[Principal, Depends(require("system", "auditor"))]  # asks eligibility questions
+Writer = Annotated[Principal, Depends(require("department"))]  # pushes records
+Reader = Annotated[Principal, Depends(require("department", "auditor"))]  # reads department worklists
+Auditor = Annotated[Principal, Depends(require("auditor"))]
+DecisionReader = Annotated[Principal, Depends(require("system", "auditor"))]  # system: only its own

@@ -1,0 +1,115 @@
+"""Every error the API returns, as `{"code", "message", "errors": [...]}`, mapped in this one place.
+
+    ServiceError (store)        its own .status and .code (invalid_subject_code, unknown_activity, ...)
+    BundleError (engine)        422 with its code (a bad bundle that reached the engine directly)
+    other JointCreditError      422 for a caller's mistake (unknown_measure); 500 for a broken
+                                catalog, rulebook or evaluation, which no request can fix
+    RequestValidationError      422 invalid_request, one entry per bad field
+    ApiError                    raised by the API itself; the status comes from STATUS below
+    Starlette HTTPException     401 unauthorized, 403 forbidden, 404 not_found, 405 ...
+    anything else               500 internal_error (logged; the message reveals nothing)
+
+Routes never build HTTP responses for errors themselves: they raise, and this module answers.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import BundleError, CatalogError, EvaluationError, JointCreditError, RulebookErrors
+from store.service import ServiceError
+
+__all__ = ["ApiError", "STATUS", "install"]
+
+log = logging.getLogger("jointcredit.api")
+
+# The HTTP status of every code the API layer raises itself.
+STATUS = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "unknown_subject": 404,
+    "unknown_decision": 404,
+    "method_not_allowed": 405,
+    "invalid_request": 422,
+    "internal_error": 500,
+}
+_CODE_OF_STATUS = {status: code for code, status in STATUS.items()
+                   if code in ("unauthorized", "forbidden", "not_found", "method_not_allowed", "internal_error")}
+_SERVER_SIDE = (CatalogError, RulebookErrors, EvaluationError)
+
+
+class ApiError(Exception):
+    """An error the API raises on purpose; its HTTP status is looked up in STATUS by code."""
+
+    def __init__(self, code: str, message: str, *, errors: list | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.errors = errors or []
+        self.headers = headers
+        self.status = STATUS[code]
+
+
+def _body(code: str, message: str, errors: list | None = None) -> dict:
+    return {"code": code, "message": message, "errors": errors or []}
+
+
+def _reply(status: int, code: str, message: str, errors: list | None = None, headers: dict | None = None):
+    return JSONResponse(_body(code, message, errors), status_code=status, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict]:
+    """Pydantic's errors without the raw input (it may be the whole body) or non-JSON context."""
+    out = []
+    for e in exc.errors():
+        loc = [str(part) for part in e.get("loc", ())]
+        where = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else None
+        out.append({"field": ".".join(loc[1:] if where else loc), "in": where, "message": e.get("msg", ""),
+                    "type": e.get("type", "")})
+    return out
+
+
+async def _service_error(_: Request, exc: ServiceError):
+    return _reply(exc.status, exc.code, exc.message, exc.errors)
+
+
+async def _api_error(_: Request, exc: ApiError):
+    return _reply(exc.status, exc.code, exc.message, exc.errors, exc.headers)
+
+
+async def _engine_error(request: Request, exc: JointCreditError):
+    if isinstance(exc, _SERVER_SIDE):
+        return await _unexpected(request, exc)
+    body = exc.to_dict()
+    return _reply(422, body["code"], body["message"], body["errors"])
+
+
+async def _validation_error(_: Request, exc: RequestValidationError):
+    errors = _field_errors(exc)
+    fields = ", ".join(e["field"] or e["in"] or "?" for e in errors)
+    return _reply(422, "invalid_request", f"the request is not valid: {fields}", errors)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException):
+    code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return _reply(exc.status_code, code, message, None, getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception):
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _reply(500, "internal_error", "the server failed to answer; the error has been logged")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers; the most specific class wins, so the order here does not matter."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(JointCreditError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,6 @@
+"""One router per resource; app.py mounts them all under /v1."""
+from . import decisions, departments, eligibility, records, subjects
+
+ALL = (eligibility.router, subjects.router, departments.router, records.router, decisions.router)
+
+__all__ = ["ALL"]

@@ -1,0 +1,28 @@
+"""The decision log: one logged answer, and a walk of the hash chain that shows tampering."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import Auditor, DecisionReader, ServiceDep
+from ..errors import ApiError
+from ..schemas import Decision, Verification, error_responses
+
+router = APIRouter(prefix="/decisions", tags=["decisions"], responses=error_responses(401, 403))
+
+
+# Declared before /{decision_id}, or "verify" would be taken for a decision id.
+@router.get("/verify", response_model=Verification)
+def verify(service: ServiceDep, _: Auditor):
+    """Walk the whole chain and name the first entry whose link or content was altered."""
+    return service.decisions.verify()
+
+
+@router.get("/{decision_id}", response_model=Decision, responses=error_responses(404))
+def decision(decision_id: str, service: ServiceDep, caller: DecisionReader):
+    """One logged answer: caller, request, answer, rulebook revisions and its place in the chain."""
+    entry = service.decisions.get(decision_id)
+    if entry is None:
+        raise ApiError("unknown_decision", f"no decision {decision_id!r} in the log")
+    if caller.role == "system" and entry["caller"] != caller.label:
+        raise ApiError("forbidden", "a system key may read only the decisions made for it")
+    return entry

@@ -1,0 +1,21 @@
+"""Eligibility checks by outside systems; every answer is logged under the caller's label."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import Checker, ServiceDep
+from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityRequest, error_responses
+
+router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
+
+
+@router.post("", response_model=EligibilityAnswer)
+def check(body: EligibilityRequest, service: ServiceDep, caller: Checker):
+    """May this subject take part in this activity on this date, and if not, why not."""
+    return service.eligibility(body.subject, body.activity, body.as_of, caller=caller.label)
+
+
+@router.post("/batch", response_model=BatchAnswer)
+def check_batch(body: BatchRequest, service: ServiceDep, caller: Checker):
+    """Several subjects at once; with consortium true, one barred member bars them all."""
+    return service.eligibility_batch(body.subjects, body.activity, body.as_of, body.consortium, caller=caller.label)

@@ -1,0 +1,66 @@
+"""What the store holds about a subject, the actions it is subject to, and why.
+
+A system key sees linked persons' citizen IDs masked (privacy.py); the code it asked about
+is shown as it is.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from engine.explain import explanation_graph, to_node_link, why
+
+from ..deps import AnyCaller, ServiceDep
+from ..errors import ApiError
+from ..privacy import mask, mask_graph, masks_for
+from ..render import dot_response, svg_response
+from ..schemas import AsOf, SubjectActions, SubjectOut, error_responses
+
+router = APIRouter(prefix="/subjects", tags=["subjects"], responses=error_responses(401, 403, 404, 422))
+
+_GRAPH_TYPES = {
+    200: {"description": "The explanation: node-link JSON (or the why() answer for `measure`), DOT, or SVG.",
+          "content": {"application/json": {}, "text/vnd.graphviz": {}, "image/svg+xml": {}}},
+}
+
+
+@router.get("/{code}", response_model=SubjectOut)
+def subject(code: str, service: ServiceDep, caller: AnyCaller):
+    """The subject, its records and the subjects linked to it."""
+    service.check_code(code)
+    found = service.repository.subject(code)
+    if found is None:
+        raise ApiError("unknown_subject", f"subject {code} is not in the store")
+    return mask(found, code) if masks_for(caller.role) else found
+
+
+@router.get("/{code}/actions", response_model=SubjectActions)
+def actions(code: str, service: ServiceDep, caller: AnyCaller, as_of: AsOf = None):
+    """Every obligation in force on as_of that targets the subject, with its provenance."""
+    found = service.actions(code, as_of)
+    return mask(found, code) if masks_for(caller.role) else found
+
+
+@router.get("/{code}/explain", responses=_GRAPH_TYPES)
+def explain(code: str, service: ServiceDep, caller: AnyCaller, as_of: AsOf = None,
+            measure: Annotated[str | None, Query(description="Why (or why not) this measure applies.",
+                                                 examples=["tax.procurement_ban"])] = None,
+            fmt: Annotated[Literal["json", "dot", "svg"], Query(alias="format")] = "json"):
+    """Why the subject is subject to what it is: records -> conditions -> rule -> measure -> department."""
+    if measure is not None and fmt != "json":
+        raise ApiError("invalid_request", "`measure` is answered as JSON only",
+                       errors=[{"field": "format", "in": "query", "message": "use format=json with measure"}])
+    evaluation = service.evaluation(code, as_of)
+    private = masks_for(caller.role)
+    if measure is not None:
+        answer = why(evaluation, measure)
+        return mask(answer, code) if private else answer
+    graph = explanation_graph(evaluation)
+    if private:
+        graph = mask_graph(graph, code)
+    if fmt == "dot":
+        return dot_response(graph)
+    if fmt == "svg":
+        return svg_response(graph)
+    return to_node_link(graph)

@@ -1,0 +1,78 @@
+"""The catalog over time: which rulebook revisions are in force on each date.
+
+A publication takes effect from its effective_from; answers for earlier dates keep using the
+revisions that were in force then. Each era (a date range with one set of revisions) has its
+compiled catalog and evaluator; durable-rules cannot replace a ruleset in place, so a new
+revision is a new ruleset name registered beside the old ones (engine/adapter.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from engine.compiler import CompiledCatalog, compile_texts
+from engine.evaluator import Evaluator
+
+__all__ = ["Era", "CatalogHistory", "BEGINNING"]
+
+BEGINNING = "0001-01-01"
+
+
+@dataclass
+class Era:
+    start: str  # first day in force
+    end: str | None  # first day no longer in force
+    texts: dict[str, str]
+    catalog: CompiledCatalog
+    evaluator: Evaluator
+
+    @property
+    def revisions(self) -> dict[str, str]:
+        return self.catalog.revisions
+
+
+class CatalogHistory:
+    """Eras in date order; `at(day)` is the one in force on `day`."""
+
+    def __init__(self, eras: list[Era]):
+        if not eras:
+            raise ValueError("a catalog history needs at least one era")
+        self.eras = sorted(eras, key=lambda e: e.start)
+
+    @classmethod
+    def build(cls, publications: list, vocab, cache: dict | None = None) -> "CatalogHistory":
+        """Eras from publications (objects with name, text, effective_from), oldest first.
+
+        `cache` maps a frozenset of (name, revision) to an already compiled era, so
+        rebuilding the history after a publish compiles only the new era.
+        """
+        from engine.loader import revision_of
+
+        cache = cache if cache is not None else {}
+        boundaries = sorted({p.effective_from or BEGINNING for p in publications})
+        eras = []
+        for i, start in enumerate(boundaries):
+            texts: dict[str, str] = {}
+            for p in publications:
+                if (p.effective_from or BEGINNING) <= start:
+                    texts[p.name] = p.text
+            key = frozenset((name, revision_of(text)) for name, text in texts.items())
+            if key not in cache:
+                catalog = compile_texts(texts, vocab)
+                cache[key] = (catalog, Evaluator(catalog))
+            catalog, evaluator = cache[key]
+            end = boundaries[i + 1] if i + 1 < len(boundaries) else None
+            eras.append(Era(start if i else BEGINNING, end, texts, catalog, evaluator))
+        return cls(eras)
+
+    def at(self, day: date | str) -> Era:
+        day = day.isoformat() if isinstance(day, date) else day
+        chosen = self.eras[0]
+        for era in self.eras:
+            if era.start <= day:
+                chosen = era
+        return chosen
+
+    @property
+    def latest(self) -> Era:
+        return self.eras[-1]
