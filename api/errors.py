@@ -68,8 +68,11 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     for e in exc.errors():
         loc = [str(part) for part in e.get("loc", ())]
         where = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else None
-        out.append({"field": ".".join(loc[1:] if where else loc), "in": where, "message": e.get("msg", ""),
-                    "type": e.get("type", "")})
+        field = ".".join(loc[1:] if where else loc)
+        message = e.get("msg", "")
+        if e.get("type") == "json_invalid":  # loc holds a character position, not a field
+            field, message = "", f"the body is not valid JSON: {(e.get('ctx') or {}).get('error', message)} at {field}"
+        out.append({"field": field, "in": where, "message": message, "type": e.get("type", "")})
     return out
 
 
@@ -90,8 +93,8 @@ async def _engine_error(request: Request, exc: JointCreditError):
 
 async def _validation_error(_: Request, exc: RequestValidationError):
     errors = _field_errors(exc)
-    fields = ", ".join(e["field"] or e["in"] or "?" for e in errors)
-    return _reply(422, "invalid_request", f"the request is not valid: {fields}", errors)
+    where = ", ".join(dict.fromkeys(e["field"] or e["in"] or "?" for e in errors))
+    return _reply(422, "invalid_request", f"the request is not valid ({where}): {errors[0]['message'] if errors else ''}", errors)
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException):

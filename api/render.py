@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import networkx as nx
@@ -24,6 +25,8 @@ def dot_response(graph: nx.DiGraph) -> Response:
 def svg_response(graph: nx.DiGraph) -> Response:
     with tempfile.TemporaryDirectory(prefix="jointcredit-") as tmp:
         path = Path(tmp) / "explanation.svg"
-        with _PYPLOT:
+        with _PYPLOT, warnings.catch_warnings():
+            # Missing CJK glyphs are expected without a CJK font; the SVG carries the text anyway.
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
             render_picture(graph, str(path))
         return Response(path.read_bytes(), media_type="image/svg+xml")

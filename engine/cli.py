@@ -375,6 +375,74 @@ def keys_create(role: Annotated[str, typer.Option(help="system, department, audi
     print(key)
 
 
+rulebook_app = typer.Typer(help="Rulebooks kept in files (git): diff revisions, measure a change's impact.",
+                           no_args_is_help=True)
+app.add_typer(rulebook_app, name="rulebook")
+
+
+@rulebook_app.command("diff")
+def rulebook_diff(old: Annotated[Path, typer.Argument(help="The old rulebook file.")],
+                  new: Annotated[Path, typer.Argument(help="The new rulebook file.")],
+                  format: Annotated[str, typer.Option(help="text or json")] = "text") -> None:
+    """Text diff, and the measures, rules and tests added, removed and changed."""
+    from .rulebook_diff import structural_diff, text_diff
+
+    a, b = old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8")
+    structure = structural_diff(a, b)
+    if format == "json":
+        out.print_json(data={"text": text_diff(a, b, str(old), str(new)), **structure})
+        return
+    sys.stdout.write(text_diff(a, b, str(old), str(new)))
+    for section in ("measures", "rules", "tests"):
+        for change in ("added", "removed", "changed"):
+            for item in structure.get(section, {}).get(change, []):
+                out.print(f"{section[:-1]} {change}: {item}", markup=False, highlight=False)
+
+
+@rulebook_app.command("impact")
+def rulebook_impact(file: Annotated[Path, typer.Argument(help="The edited rulebook file.")],
+                    as_of: Annotated[Optional[str], typer.Option("--as-of")] = None,
+                    format: Annotated[str, typer.Option(help="text or json")] = "text") -> None:
+    """What publishing FILE would change for every subject in the database (JOINTCREDIT_DATABASE_URL)."""
+    from store.editing import RulebookEditor
+    from store.service import ServiceError
+
+    from .loader import load_rulebook
+
+    rulebook, diagnostics = load_rulebook(file)
+    if rulebook is None:
+        for d in diagnostics:
+            err.print(str(d), markup=False, highlight=False)
+        raise typer.Exit(2)
+    editor = RulebookEditor(_service())
+    try:
+        catalog, outcomes = editor.test(rulebook.name, rulebook.text)
+        impact = editor.impact(catalog, editor.service.check_date(as_of))
+    except ServiceError as exc:
+        for e in exc.errors:
+            err.print(f"{file}:{e.get('line')}:{e.get('column')}: {e.get('code')}: {e.get('message')}", markup=False)
+        raise typer.Exit(2)
+    failed = [o for o in outcomes if not o.passed]
+    if format == "json":
+        out.print_json(data={"tests": {"passed": len(outcomes) - len(failed), "failed": len(failed)}, **impact})
+        raise typer.Exit(1 if failed else 0)
+    out.print(f"tests: {len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    for o in failed:
+        for failure in o.failures:
+            out.print(f"  FAIL {o.name}: {failure}", markup=False)
+    out.print(f"subjects evaluated: {impact['subjects_evaluated']:,}")
+    table = Table(title="obligations by measure", title_justify="left")
+    for column in ("measure", "appear", "disappear", "change", "samples"):
+        table.add_column(column)
+    for measure, counts in sorted(impact["measures"].items()):
+        table.add_row(measure, str(counts["appear"]), str(counts["disappear"]), str(counts["change"]),
+                      ", ".join(s["target"] for s in counts["samples"]))
+    out.print(table)
+    for activity, flip in sorted(impact["eligibility_flips"].items()):
+        out.print(f"{activity}: {flip['became_ineligible']} become ineligible, {flip['became_eligible']} become eligible")
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8000,
