@@ -44,6 +44,8 @@ def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> l
 
 
 class Materialiser:
+    BATCH = 2000  # subjects per read/write batch
+
     def __init__(self, repository: Repository, history: CatalogHistory):
         self.repository = repository
         self.history = history
@@ -64,8 +66,8 @@ class Materialiser:
             codes |= self.repository.linked_codes(codes)
         done = 0
         ordered = sorted(codes)
-        for start in range(0, len(ordered), 2000):
-            done += self._refresh_batch(ordered[start:start + 2000])
+        for start in range(0, len(ordered), self.BATCH):
+            done += self._refresh_batch(ordered[start:start + self.BATCH])
         return done
 
     def _refresh_batch(self, codes: list[str], generation: int | None = None) -> int:
@@ -87,7 +89,7 @@ class Materialiser:
         """
         new = self.repository.generation() + 1
         total = 0
-        for batch in self.repository.codes_with_records():
+        for batch in self.repository.codes_with_records(self.BATCH):
             total += self._refresh_batch(batch, new)
             if progress:
                 progress(len(batch))
