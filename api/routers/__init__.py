@@ -1,6 +1,6 @@
 """One router per resource; app.py mounts them all under /v1."""
-from . import decisions, departments, eligibility, records, subjects
+from . import decisions, departments, eligibility, records, rulebooks, subjects
 
-ALL = (eligibility.router, subjects.router, departments.router, records.router, decisions.router)
+ALL = (eligibility.router, subjects.router, departments.router, records.router, decisions.router, rulebooks.router)
 
 __all__ = ["ALL"]

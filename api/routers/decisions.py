@@ -1,6 +1,8 @@
 """The decision log: one logged answer, and a walk of the hash chain that shows tampering."""
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 
 from ..deps import Auditor, DecisionReader, ServiceDep
@@ -20,9 +22,17 @@ def verify(service: ServiceDep, _: Auditor):
 @router.get("/{decision_id}", response_model=Decision, responses=error_responses(404))
 def decision(decision_id: str, service: ServiceDep, caller: DecisionReader):
     """One logged answer: caller, request, answer, rulebook revisions and its place in the chain."""
-    entry = service.decisions.get(decision_id)
+    entry = service.decisions.get(decision_id) if _is_uuid(decision_id) else None
     if entry is None:
         raise ApiError("unknown_decision", f"no decision {decision_id!r} in the log")
     if caller.role == "system" and entry["caller"] != caller.label:
         raise ApiError("forbidden", "a system key may read only the decisions made for it")
     return entry
+
+
+def _is_uuid(text: str) -> bool:
+    """Decision ids are UUIDs; anything else cannot name one (and never reaches the database)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

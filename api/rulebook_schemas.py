@@ -1,0 +1,31 @@
+"""Request bodies of the rulebook-editing endpoints."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DraftRequest(_Strict):
+    text: str = Field(description="The whole rulebook, YAML.", min_length=1)
+    comment: str = Field(description="Why the change is made; required, kept in the audit trail.")
+
+
+class DryRunRequest(_Strict):
+    revision: str = Field(description="A revision of this rulebook (a draft's ETag).")
+    as_of: str | None = Field(default=None, description="Date the impact is measured on (default today).",
+                              examples=["2025-06-30"])
+
+
+class PublishRequest(_Strict):
+    revision: str
+    effective_from: str | None = Field(default=None, description="First day the revision answers (default today).")
+    comment: str = ""
+
+
+class RollbackRequest(_Strict):
+    to: str = Field(description="The earlier revision to put back in force.")
+    effective_from: str | None = None
+    comment: str = ""
