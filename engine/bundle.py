@@ -146,8 +146,11 @@ def parse_bundle(obj, *, vocab: Vocabulary | None = None, source: str | None = N
                         record.id)
         seen.add(record.id)
         records.append(record)
+    related_raw = obj.get("related") or []
+    if not isinstance(related_raw, list):
+        raise _fail("`related` must be a list of bundles", "invalid_bundle", where, "related")
     related = []
-    for i, other in enumerate(obj.get("related") or []):
+    for i, other in enumerate(related_raw):
         try:
             related.append(parse_bundle(other, vocab=vocab, source=f"{where} related[{i}]"))
         except BundleError as exc:

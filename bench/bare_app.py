@@ -1,0 +1,41 @@
+"""The bare FastAPI app the service benchmark compares against: the stack's own ceiling.
+
+    python -m uvicorn bench.bare_app:create_app --factory --host 127.0.0.1 --port 8001 ...
+
+`POST /v1/eligibility` has the shape of the real route (a plain `def` handler, so it runs
+in the thread pool as the real one does, and a strict pydantic body with the same fields),
+but no authentication, no database and no decision log: it answers a fixed small JSON.
+`POST /v1/eligibility-async` is the bare minimum on top of that: an `async def` handler
+that reads no body, run on the event loop.
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["create_app", "ANSWER"]
+
+ANSWER = {"subject": "91511702MA62X8Q157", "activity": "government_procurement", "as_of": "2025-06-30",
+          "eligible": True, "known": True, "restrictions": [], "incentives": []}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    activity: str
+    as_of: str | None = None
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="bare", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/v1/eligibility")
+    def check(body: _Request):
+        return ANSWER
+
+    @app.post("/v1/eligibility-async")
+    async def check_async():
+        return ANSWER
+
+    return app

@@ -1,0 +1,76 @@
+"""End to end: uvicorn in a subprocess on loopback, settings from the environment, demo data
+loaded on first start, a key made with the store beforehand, one check over real HTTP."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from store.db import make_engine, migrate
+from store.keys import KeyStore
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_docs(base: str, server: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not answer /docs within {timeout}s:\n{log.read_text()}")
+
+
+def test_a_real_server_answers_an_eligibility_check(tmp_path):
+    url = f"sqlite:///{tmp_path / 'served.sqlite'}"
+    engine = make_engine(url)
+    migrate(engine)
+    key = KeyStore(engine).create("system", "e2e-platform")
+    engine.dispose()
+
+    port = free_port()
+    env = {**os.environ, "JOINTCREDIT_DATABASE_URL": url, "JOINTCREDIT_LOAD_DEMO": "1"}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                                   "--host", HOST, "--port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        base = f"http://{HOST}:{port}"
+        wait_for_docs(base, server, log)
+        body = {"subject": "91511702MA62X8Q157", "activity": "government_procurement", "as_of": "2025-06-30"}
+        with httpx.Client(base_url=base, timeout=30) as http:
+            response = http.post("/v1/eligibility", json=body, headers={"Authorization": f"Bearer {key}"})
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            assert answer["eligible"] is False and answer["known"] is True
+            assert [r["measure"] for r in answer["restrictions"]] == ["tax.procurement_ban"]
+            logged = http.get(f"/v1/decisions/{answer['decision_id']}", headers={"Authorization": f"Bearer {key}"})
+            assert logged.status_code == 200 and logged.json()["caller"] == "system:e2e-platform"
+            refused = http.post("/v1/eligibility", json=body)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+    assert server.returncode is not None
