@@ -15,7 +15,8 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "PrincipalDep", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor", "DecisionReader"]
+__all__ = ["ServiceDep", "PrincipalDep", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
+           "DecisionReader"]
 
 # auto_error=False: a missing header is answered by our handler (code, WWW-Authenticate), not FastAPI's.
 _bearer = HTTPBearer(auto_error=False, description="An API key made with `jointcredit keys create`.")
@@ -52,7 +53,8 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
 
     def check(principal: PrincipalDep) -> Principal:
         if principal.role not in allowed:
-            raise ApiError("forbidden", f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
+            raise ApiError("forbidden",
+                           f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
         return principal
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"

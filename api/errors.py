@@ -94,7 +94,8 @@ async def _engine_error(request: Request, exc: JointCreditError):
 async def _validation_error(_: Request, exc: RequestValidationError):
     errors = _field_errors(exc)
     where = ", ".join(dict.fromkeys(e["field"] or e["in"] or "?" for e in errors))
-    return _reply(422, "invalid_request", f"the request is not valid ({where}): {errors[0]['message'] if errors else ''}", errors)
+    first = errors[0]["message"] if errors else ""
+    return _reply(422, "invalid_request", f"the request is not valid ({where}): {first}", errors)
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException):

@@ -1,11 +1,13 @@
 """Refuse pushed bundles the store cannot hold, before the engine's parser sees them.
 
 engine.parse_bundle checks meaning (codes, lists, dates) but not everything the database
-needs: a list where a string belongs, a `related` that is not a list, a value longer than its
-column, a NUL character. Those reach the driver and fail as a 500 (on PostgreSQL only, for
-lengths and NULs; SQLite stores them silently). Until parse_bundle checks them itself, this
-guard answers them as 422 with a stable code, in the shape bundles_from uses. Lengths are
-read off the store's tables, so a migration that widens a column widens the check.
+needs: a list where a string belongs, a value longer than its column, a NUL character, a
+date it would store raw in a form that does not compare as text ("2025-W01-1") or at the
+calendar's edge. Those reach the driver or the engine's date arithmetic and fail as a 500
+(on PostgreSQL only, for lengths and NULs; SQLite stores them silently). Until parse_bundle
+checks them itself, this guard answers them as 422 with a stable code, in the shape
+bundles_from uses. Lengths are read off the store's tables, so a migration that widens a
+column widens the check.
 """
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from typing import Any
 from store.models import RecordRow, Subject
 from store.service import ServiceError
 
+from .dates import date_problem
+
 __all__ = ["check_storable"]
 
-# Codes and dates are left to parse_bundle, whose checks take any type and have better codes.
+# Codes are left to parse_bundle, whose checks take any type and have better codes.
 _RECORD_FIELDS = ("id", "kind", "status", "list", "scheme", "grade", "severity", "type", "category", "department",
                   "document")
+_DATE_FIELDS = ("listed_on", "decided_on", "expires_on", "status_on")
 
 
 def _limits(table, renames: dict[str, str]) -> dict[str, int]:
@@ -70,6 +75,15 @@ def _scalars(obj: dict, fields, limits: dict[str, int], path: str, ints: tuple =
     return None
 
 
+def _dates(record: dict, path: str) -> dict | None:
+    for name in _DATE_FIELDS:
+        value = record.get(name)
+        problem = date_problem(value) if isinstance(value, str) else None  # other types: parse_bundle says
+        if problem:
+            return _problem("invalid_date", problem, _join(path, name), value)
+    return None
+
+
 def _bundle_problem(obj: Any, path: str) -> dict | None:
     if not isinstance(obj, dict):
         return None  # parse_bundle reports it (invalid_bundle)
@@ -81,13 +95,12 @@ def _bundle_problem(obj: Any, path: str) -> dict | None:
     records = obj.get("records")
     for i, record in enumerate(records if isinstance(records, list) else []):
         if isinstance(record, dict):
-            found = _scalars(record, _RECORD_FIELDS, _RECORD_LIMITS, _join(path, f"records[{i}]"), ints=("id",))
+            found = (_scalars(record, _RECORD_FIELDS, _RECORD_LIMITS, _join(path, f"records[{i}]"), ints=("id",))
+                     or _dates(record, _join(path, f"records[{i}]")))
             if found:
                 return found
     related = obj.get("related")
-    if related is not None and not isinstance(related, list):
-        return _problem("invalid_bundle", "`related` must be a list of bundles", _join(path, "related"))
-    for i, other in enumerate(related or []):
+    for i, other in enumerate(related if isinstance(related, list) else []):  # not a list: parse_bundle says
         found = _bundle_problem(other, _join(path, f"related[{i}]"))
         if found:
             return found

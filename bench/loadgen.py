@@ -222,7 +222,7 @@ def _httpx_phase(url: str, key: str | None, bodies: list[bytes], offset: int, co
 
 
 def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: int, key: str | None = None,
-        client: str = "raw", max_seconds: float = 300.0, sanity: bool = True) -> dict:
+        client: str = "raw", max_seconds: float = 300.0, sanity: bool = True, offset: int = 0) -> dict:
     """One warm-up plus one measured run; returns the summary (latencies in ms)."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
@@ -245,16 +245,16 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
         return _httpx_phase(url, key, bodies, offset, count, concurrency, deadline, tally, latencies)
 
     warm_lat: list[float] = []
-    warm_wall, warm_trunc = phase(0, warmup, deadline_warm, None, warm_lat) if warmup else (0.0, False)
+    warm_wall, warm_trunc = phase(offset, warmup, deadline_warm, None, warm_lat) if warmup else (0.0, False)
     tally = _Tally(entries, sanity)
     latencies: list[float] = []
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    wall, truncated = phase(warmup, checks, time.perf_counter() + max_seconds, tally, latencies)
+    wall, truncated = phase(offset + warmup, checks, time.perf_counter() + max_seconds, tally, latencies)
     cpu2 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu = (cpu2.ru_utime - cpu1.ru_utime) + (cpu2.ru_stime - cpu1.ru_stime)
     result = summarise(latencies, wall)
     result.update({
-        "url": url, "client": client, "concurrency": concurrency, "requested": checks, "warmup": warmup,
+        "url": url, "client": client, "concurrency": concurrency, "requested": checks, "warmup": warmup, "offset": offset,
         "warmup_wall_s": round(warm_wall, 3), "truncated": truncated or warm_trunc, "max_seconds": max_seconds,
         "client_cpu_s": round(client_cpu, 3),
         "client_cpu_us_per_request": round(client_cpu / len(latencies) * 1e6, 1) if latencies else None,
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--offset", type=int, default=0, help="start at this entry (after the warm-up's)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time bound of each phase")
     parser.add_argument("--no-sanity", action="store_true", help="do not read `eligible` (the bare endpoint)")
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.requests, encoding="utf-8") as handle:
         entries = json.load(handle)
     result = run(args.url, entries, args.checks, args.warmup, args.concurrency, key=args.key, client=args.client,
-                 max_seconds=args.max_seconds, sanity=not args.no_sanity)
+                 max_seconds=args.max_seconds, sanity=not args.no_sanity, offset=args.offset)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out == "-":
         print(text)

@@ -7,6 +7,10 @@ basis -> measure, relation edges from the subject to a linked person the action 
 successor hops between departments, derived-record chains, and punishments suspending
 incentives. It is built from the firings recorded during evaluation, so the graph shows
 exactly what matched, not a re-derivation.
+
+Lifecycle cases (objections and credit repairs, from the store) can be laid over it: a
+`lifecycle` node per case, an edge to the record it concerns, and a `lifted` edge to each
+action its decision lifted (an action lifted before `as_of` is added, with status `lifted`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,10 @@ def _record_label(record, state) -> str:
     return f"{record.id}\n{record.kind} {key}\n{record.start or ''} {status}"
 
 
-def explanation_graph(evaluation: Evaluation) -> nx.DiGraph:
+def explanation_graph(evaluation: Evaluation, lifecycle: list[dict] | None = None) -> nx.DiGraph:
+    """The graph of an evaluation; `lifecycle` adds objection/repair cases, as given by
+    store.lifecycle.Lifecycle.explanation_events (kind, id, record, state, decision, date, by,
+    reasons, lifted: [{measure, target_code, rule, department, valid_from, valid_until}])."""
     g = nx.DiGraph(subject=evaluation.subject.code, as_of=evaluation.as_of, rulebooks=evaluation.revisions)
     catalog = evaluation.catalog
     subject = evaluation.subject
@@ -102,7 +109,35 @@ def explanation_graph(evaluation: Evaluation) -> nx.DiGraph:
             for p in evaluation.actions_for(other):
                 if p.target_code == a.target_code:
                     g.add_edge(_action_node(p), node, relation="suspends")
+    for case in lifecycle or ():
+        _add_case(g, case, add_record if case.get("record") in evaluation.records else None)
     return g
+
+
+# the edge from a case to its record says what the case did to it
+_CASE_EDGES = {("objection", "pending"): "disputes", ("objection", "upheld"): "revoked",
+               ("objection", "rejected"): "confirmed", ("repair", "pending"): "applies_for_repair",
+               ("repair", "approved"): "repaired", ("repair", "refused"): "refused"}
+
+
+def _add_case(g: nx.DiGraph, case: dict, add_record) -> None:
+    kind, state = case["kind"], case.get("state", "pending")
+    node = f"lifecycle:{kind}:{case['id']}"
+    decided = f"{case.get('decision')} {case.get('date')} by {case.get('by')}" if case.get("decision") else "pending"
+    g.add_node(node, type="lifecycle", label=f"{kind} #{case['id']}\n{decided}", kind=kind, state=state,
+               decision=case.get("decision"), date=case.get("date"), by=case.get("by"), reasons=case.get("reasons"))
+    if add_record is not None:
+        relation = _CASE_EDGES.get((kind, state), state)
+        if kind == "objection" and state == "upheld" and case.get("correction"):
+            relation = "corrected"
+        g.add_edge(node, add_record(case["record"]), relation=relation, on=case.get("date"))
+    for lifted in case.get("lifted") or ():
+        action = f"action:{lifted['measure']}:{lifted['target_code']}:{lifted['rule']}"
+        if action not in g:
+            g.add_node(action, type="action", status="lifted", measure=lifted["measure"],
+                       valid_from=lifted.get("valid_from"), valid_until=lifted.get("valid_until"),
+                       label=f"lifted: {lifted['measure']}\n{lifted.get('valid_from')} .. {lifted.get('valid_until')}")
+        g.add_edge(node, action, relation="lifted", on=lifted.get("valid_until"))
 
 
 def to_node_link(graph: nx.DiGraph) -> dict:
@@ -117,7 +152,7 @@ def to_dot(graph: nx.DiGraph) -> str:
         "subject": ("box", "#dbe9f6"), "linked_subject": ("box", "#dbe9f6"), "record": ("note", "#fff4d6"),
         "derived_record": ("note", "#ffe0b3"), "condition": ("ellipse", "#f2f2f2"), "rule": ("hexagon", "#e8def8"),
         "measure": ("component", "#d7f0dd"), "basis": ("folder", "#f6f6d8"), "action": ("box", "#fadadd"),
-        "department": ("house", "#d6eef2"),
+        "department": ("house", "#d6eef2"), "lifecycle": ("octagon", "#f9d5b4"),
     }
     dot = pydot.Dot("explanation", graph_type="digraph", rankdir="LR", charset="UTF-8")
     ids = {}
@@ -132,10 +167,10 @@ def to_dot(graph: nx.DiGraph) -> str:
 
 
 _LAYERS = {"subject": 0, "record": 1, "linked_subject": 7, "derived_record": 1, "condition": 2, "rule": 3,
-           "basis": 3, "measure": 4, "action": 5, "department": 6}
+           "basis": 3, "measure": 4, "action": 5, "department": 6, "lifecycle": 0}
 _COLOURS = {"subject": "#9ec5ea", "linked_subject": "#9ec5ea", "record": "#ffe8a3", "derived_record": "#ffc266",
             "condition": "#dddddd", "rule": "#cbb6f0", "measure": "#a8dfb5", "basis": "#eeeeaa", "action": "#f4a9b3",
-            "department": "#a6dbe6"}
+            "department": "#a6dbe6", "lifecycle": "#f9b98a"}
 
 
 def render_picture(graph: nx.DiGraph, path: str) -> None:

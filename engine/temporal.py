@@ -5,7 +5,9 @@ repaired on 2025-01-10 still counted on 2025-01-09. A list entry stops counting 
 expires_on (or its list's default term), and every record stops at the maximum publication
 period of its list or severity (国家发展改革委令第58号): nobody has to do anything for that.
 Only the latest rating in a scheme is the subject's grade. The date a record stops counting
-becomes the `valid_until` of what it triggers.
+becomes the `valid_until` of what it triggers. A disputed record with a status_on (the day
+the objection was filed) was plain active before that day: filing an objection does not
+rewrite what the record was before it.
 """
 from __future__ import annotations
 
@@ -78,8 +80,8 @@ def record_state(record: Record, as_of: str, vocab: Vocabulary) -> RecordState:
     if until is not None and until <= as_of:
         status = record.status if reason == record.status else "expired"
         return RecordState(status, False, start, until, reason)
-    status = "disputed" if record.status == "disputed" else "active"
-    return RecordState(status, True, start, until, reason)
+    disputed = record.status == "disputed" and (record.status_on is None or record.status_on <= as_of)
+    return RecordState("disputed" if disputed else "active", True, start, until, reason)
 
 
 def record_states(records: list[Record], as_of: str, vocab: Vocabulary) -> dict[str, RecordState]:

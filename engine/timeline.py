@@ -15,6 +15,7 @@ from datetime import date
 
 from .bundle import Bundle
 from .evaluator import Action, Evaluator
+from .temporal import shift
 
 __all__ = ["ObligationInterval", "obligation_timeline"]
 
@@ -44,6 +45,8 @@ class ObligationInterval:
     valid_from: str
     valid_until: str | None
     revision: str = ""  # the rulebook revision that produced it (set by whoever knows the era)
+    ended_by: str | None = None  # why it ended at valid_until (None while open-ended)
+    ended_by_record: str | None = None  # the record whose end ended it, when one did
 
     @property
     def identity(self) -> tuple:
@@ -80,6 +83,34 @@ def _change_days(bundle: Bundle, evaluation, after: str) -> set[str]:
     return days
 
 
+def _why_ended(action: Action, evaluation, day: str, continuing: set[tuple]) -> tuple[str, str | None]:
+    """Why `action`, last seen in `evaluation`, no longer holds from `day`."""
+    if (action.measure.id, action.target_code, action.rule.id) in continuing:
+        return "continued", None
+    states = evaluation.states
+    for rid in action.records:
+        state = states.get(rid)
+        if state is not None and state.valid_until == day:
+            record = evaluation.records.get(rid)
+            if state.ended_by == "derived" and record is not None and record.derived_from:
+                # a derived record ends with the action that derived it: give that action's reason
+                measure_id, rule_id = record.derived_from
+                for source in evaluation.actions_for(measure_id):
+                    if source.target_relation is None and source.rule.id == rule_id:
+                        return _why_ended(source, evaluation, day, set())
+            return state.ended_by or "record_ended", rid
+    if action.relation_record:
+        state = states.get(action.relation_record)
+        if state is not None and state.valid_until == day:
+            return "relation_ended", action.relation_record
+    lasts = action.measure.lasts
+    if lasts != "while_listed" and action.valid_from and shift(action.valid_from, lasts) == day:
+        return "measure_term", None
+    if any(c.within for c in action.rule.conditions) and action.valid_until == day:
+        return "window", None
+    return "no_longer_matches", None
+
+
 def obligation_timeline(evaluator: Evaluator, bundle: Bundle) -> list[ObligationInterval]:
     """Every obligation the bundle gives rise to, at any date, with exact validity intervals."""
     catalog = evaluator.catalog
@@ -89,19 +120,25 @@ def obligation_timeline(evaluator: Evaluator, bundle: Bundle) -> list[Obligation
         return []
     day = starts[0]
     open_: dict[tuple, ObligationInterval] = {}
+    last_seen: dict[tuple, tuple[Action, object]] = {}  # identity -> (action, evaluation) it was last seen in
     closed: list[ObligationInterval] = []
     for _ in range(MAX_SEGMENTS):
         evaluation = evaluator.evaluate(bundle, date.fromisoformat(day))
         seen = set()
+        continuing = set()
         for action in evaluation.actions:
             candidate = _interval(bundle, action, day, None)
             key = candidate.identity
             seen.add(key)
+            continuing.add((action.measure.id, action.target_code, action.rule.id))
+            last_seen[key] = (action, evaluation)
             if key not in open_:
                 open_[key] = candidate
         for key in [k for k in open_ if k not in seen]:
             interval = open_.pop(key)
             interval.valid_until = day
+            action, previous = last_seen.pop(key)
+            interval.ended_by, interval.ended_by_record = _why_ended(action, previous, day, continuing)
             closed.append(interval)
         upcoming = _change_days(bundle, evaluation, day)
         # record starts still ahead also matter when nothing is open yet

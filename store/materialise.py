@@ -39,6 +39,7 @@ def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> l
             i.valid_from = start
         if end is not None and (i.valid_until is None or i.valid_until > end):
             i.valid_until = end
+            i.ended_by, i.ended_by_record = "rulebook_revision", None  # the next era judges it afresh
         kept.append(i)
     return kept
 
@@ -59,18 +60,20 @@ class Materialiser:
                 found.append(interval)
         return found
 
-    def refresh(self, codes: Iterable[str], *, with_linked: bool = True) -> int:
-        """Re-materialise `codes` (and subjects linked to them). Returns how many subjects were done."""
+    def refresh(self, codes: Iterable[str], *, with_linked: bool = True, cause: dict | None = None) -> int:
+        """Re-materialise `codes` (and subjects linked to them). Returns how many subjects were done.
+
+        `cause` is stored with the change-feed entries this produces (e.g. an objection decided)."""
         codes = set(codes)
         if with_linked:
             codes |= self.repository.linked_codes(codes)
         done = 0
         ordered = sorted(codes)
         for start in range(0, len(ordered), self.BATCH):
-            done += self._refresh_batch(ordered[start:start + self.BATCH])
+            done += self._refresh_batch(ordered[start:start + self.BATCH], cause=cause)
         return done
 
-    def _refresh_batch(self, codes: list[str], generation: int | None = None) -> int:
+    def _refresh_batch(self, codes: list[str], generation: int | None = None, cause: dict | None = None) -> int:
         bundles = self.repository.load_bundles(codes)
         intervals, details = [], {}
         for bundle in bundles.values():
@@ -78,7 +81,7 @@ class Materialiser:
             if found:
                 intervals.extend(found)
                 details.update(_details(bundle))
-        self.repository.replace_obligations(codes, intervals, details, generation)
+        self.repository.replace_obligations(codes, intervals, details, generation, cause)
         return len(bundles)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
@@ -90,7 +93,7 @@ class Materialiser:
         new = self.repository.generation() + 1
         total = 0
         for batch in self.repository.codes_with_records(self.BATCH):
-            total += self._refresh_batch(batch, new)
+            total += self._refresh_batch(batch, new, {"kind": "rebuild", "generation": new})
             if progress:
                 progress(len(batch))
         self.repository.switch_generation(new)

@@ -14,12 +14,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.bundle import Bundle, Record, Subject as BundleSubject
 from engine.timeline import ObligationInterval
 
-from .models import CatalogState, ObligationRow, RecordRow, Subject
+from .changefeed import diff_obligations, obligation_key
+from .models import CatalogState, ObligationChange, ObligationRow, RecordRow, Subject
 
 __all__ = ["Repository", "now_iso"]
 
 _RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "type", "other", "status", "start",
                   "expires_on", "status_on", "department", "document")
+
+
+_DIFF_COLUMNS = (ObligationRow.obligation_key, ObligationRow.source_subject, ObligationRow.target_code,
+                 ObligationRow.target_relation, ObligationRow.measure, ObligationRow.rule, ObligationRow.department,
+                 ObligationRow.status, ObligationRow.effects, ObligationRow.provenance, ObligationRow.valid_from,
+                 ObligationRow.valid_until)
 
 
 def now_iso() -> str:
@@ -137,11 +144,14 @@ class Repository:
 
     # -- obligations ---------------------------------------------------------------------------
     def replace_obligations(self, sources: Iterable[str], intervals: list[ObligationInterval],
-                            record_details: dict[tuple[str, str], dict], generation: int | None = None) -> None:
+                            record_details: dict[tuple[str, str], dict], generation: int | None = None,
+                            cause: dict | None = None) -> None:
         """Swap the obligations caused by `sources` for `intervals`, in one transaction.
 
         Without `generation`, the rows go to the generation that answers checks now; a full
         rebuild passes the next generation and switches to it at the end (switch_generation).
+        Either way the difference from the rows answering checks now goes to the change feed
+        (store/changefeed.py), tagged with `cause`; a rebuild's entries are stamped at the switch.
         """
         sources = list(sources)
         rows = []
@@ -154,13 +164,20 @@ class Repository:
                 "provenance": {
                     "records": [record_details.get((i.source_subject, rid), {"id": rid}) for rid in i.records],
                     "basis": i.basis, "suspended_by": i.suspended_by, "assigned_as": i.assigned_as,
-                    "target_name": i.target_name,
+                    "target_name": i.target_name, "ended_by": i.ended_by, "ended_by_record": i.ended_by_record,
                 },
                 "valid_from": i.valid_from, "valid_until": i.valid_until,
+                "obligation_key": obligation_key(i.source_subject, i.target_code, i.measure, i.rule),
             })
         with self.engine.begin() as c:
+            current = c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
+            old = []
+            for start in range(0, len(sources), 500):
+                old.extend(dict(r._mapping) for r in c.execute(
+                    select(*_DIFF_COLUMNS).where(ObligationRow.generation == current,
+                                                 ObligationRow.source_subject.in_(sources[start:start + 500]))))
             if generation is None:
-                generation = c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
+                generation = current
                 for start in range(0, len(sources), 500):
                     c.execute(delete(ObligationRow).where(ObligationRow.generation == generation,
                                                           ObligationRow.source_subject.in_(sources[start:start + 500])))
@@ -168,6 +185,10 @@ class Repository:
                 row["generation"] = generation
             if rows:
                 c.execute(ObligationRow.__table__.insert(), rows)
+            stamp = now_iso() if generation == current else ""
+            changes = diff_obligations(old, rows, at=stamp, generation=generation, cause=cause)
+            if changes:
+                c.execute(ObligationChange.__table__.insert(), changes)
 
     def generation(self) -> int:
         with self.engine.connect() as c:
@@ -177,6 +198,10 @@ class Repository:
         """Make generation `new` answer checks (one small transaction), then drop the others."""
         with self.engine.begin() as c:
             c.execute(CatalogState.__table__.update().where(CatalogState.id == 1).values(generation=new))
+            # the rebuild's change-feed entries become visible with the generation they describe
+            c.execute(ObligationChange.__table__.update().where(ObligationChange.generation == new,
+                                                                ObligationChange.at == "").values(at=now_iso()))
+            c.execute(delete(ObligationChange).where(ObligationChange.generation != new, ObligationChange.at == ""))
         with self.engine.begin() as c:
             c.execute(delete(ObligationRow).where(ObligationRow.generation != new))
 

@@ -63,11 +63,11 @@ def test_a_revoked_key_is_refused(client, keys, service):
     assert client.post("/v1/eligibility", json=CHECK, headers=auth(keys["other_system"])).status_code == 200
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "jc_key-without-scheme"])
-def test_malformed_authorization_headers_are_refused(client, keys, header):
-    response = client.post("/v1/eligibility", json=CHECK, headers={"Authorization": header})
-    assert response.status_code == 401 and response.json()["code"] == "unauthorized"
-    assert response.headers["www-authenticate"] == "Bearer"
+def test_malformed_authorization_headers_are_refused(client, keys):
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "jc_key-without-scheme", f"Token {keys['admin']}"]:
+        response = client.post("/v1/eligibility", json=CHECK, headers={"Authorization": header})
+        assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), header
+        assert response.headers["www-authenticate"] == "Bearer"
 
 
 def test_the_docs_need_no_key(client):

@@ -107,6 +107,15 @@ CASES = [
      "invalid_character"),
     ("related-too-long", "POST", "/v1/records", {"bundles": [{**bundle(org_code(7303)), "related": [
         {"subject": {"code": "511702199106244592", "name": "x" * 201}}]}]}, 422, "value_too_long"),
+    ("week-date", "POST", "/v1/records", {"bundles": [bundle(org_code(7303), record(listed_on="2025-W01-1"))]}, 422,
+     "invalid_date"),
+    ("date-at-calendar-end", "POST", "/v1/records",
+     {"bundles": [bundle(org_code(7303), record(listed_on="9999-12-30", expires_on="9999-12-31"))]}, 422,
+     "invalid_date"),
+    ("ancient-as-of", "GET", f"/v1/subjects/{VIOLATOR}/explain?as_of=0001-01-01&measure=tax.procurement_ban", None,
+     422, "invalid_date"),
+    ("week-as-of", "POST", "/v1/eligibility", edit(OK, as_of="2025-W01-1"), 422, "invalid_date"),
+    ("far-as-of", "GET", "/v1/departments/finance/actions?as_of=9999-12-31", None, 422, "invalid_date"),
     ("decision-not-uuid", "GET", "/v1/decisions/" + "x" * 300, None, 404, "unknown_decision"),
     ("decision-nul", "GET", "/v1/decisions/%00", None, 404, "unknown_decision"),
     ("unknown-decision", "GET", "/v1/decisions/00000000-0000-0000-0000-000000000000", None, 404, "unknown_decision"),
@@ -181,12 +190,13 @@ def test_an_unexpected_failure_is_a_500_with_nothing_inside(app, keys):
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                        max_size=4), max_leaves=12)
-eligibility_bodies = st.fixed_dictionaries({}, optional={"subject": st.text(max_size=20) | json_values,
+eligibility_bodies = st.fixed_dictionaries({}, optional={"subject": st.sampled_from([VIOLATOR]) | json_values,
                                                          "activity": st.sampled_from(["honours", "x"]) | json_values,
-                                                         "as_of": st.text(max_size=12) | json_values}) | json_values
+                                                         "as_of": st.sampled_from(["0001-01-01", "9999-12-31"])
+                                                         | st.text(max_size=12) | json_values}) | json_values
 field_values = st.sampled_from(["list_entry", "rating", "relation", "tax.major_violation", "tax.credit", "A",
-                                 "active", "2025-01-01", "511702199106244592", "legal_representative", "x\x00",
-                                 "y" * 300]) | json_values
+                                 "active", "2025-01-01", "0001-01-01", "9999-12-31", "2025-W01-1",
+                                 "511702199106244592", "legal_representative", "x\x00", "y" * 300]) | json_values
 # A valid bundle with one to three values replaced: each push gets past most checks, then hits one.
 VALID = bundle(org_code(7304), {**entry("tax.major_violation", "2025-01-01"), "department": "tax", "document": "D"},
                {"id": "rel", "kind": "relation", "type": "legal_representative", "other": "511702199106244592"},

@@ -66,6 +66,8 @@ def test_a_real_server_answers_an_eligibility_check(tmp_path):
             assert logged.status_code == 200 and logged.json()["caller"] == "system:e2e-platform"
             refused = http.post("/v1/eligibility", json=body)
             assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    except AssertionError as exc:  # the server's own account is what explains a wrong answer
+        raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()}") from exc
     finally:
         server.terminate()
         try:

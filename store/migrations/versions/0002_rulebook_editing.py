@@ -24,7 +24,7 @@ def upgrade() -> None:
                    [{'id': 1, 'generation': 0}])
     with op.batch_alter_table('obligations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('generation', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.create_index('ix_obligations_generation_target', ['generation', 'target_code'], unique=False)
+        batch_op.create_index('ix_obligations_source_generation', ['source_subject', 'generation'], unique=False)
     op.create_table('rulebook_changes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -50,7 +50,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('obligations', schema=None) as batch_op:
-        batch_op.drop_index('ix_obligations_generation_target')
+        batch_op.drop_index('ix_obligations_source_generation')
         batch_op.drop_column('generation')
     op.drop_table('catalog_state')
     with op.batch_alter_table('rulebook_revisions', schema=None) as batch_op:
