@@ -131,9 +131,10 @@ class Obligation(BaseModel):
     revision: str
     status: str = Field(examples=["active", "disputed", "suspended"])
     effects: list[dict[str, Any]]
-    provenance: dict[str, Any] = Field(description="records, basis, suspended_by, assigned_as, target_name")
+    provenance: dict[str, Any] = Field(description="records, basis, suspended_by, assigned_as, target_name, ended_by")
     valid_from: str
     valid_until: str | None
+    obligation_key: str | None = Field(default=None, description="Stable across re-materialisation: give feedback on it.")
 
 
 class SubjectActions(BaseModel):

@@ -443,6 +443,78 @@ def rulebook_impact(file: Annotated[Path, typer.Argument(help="The edited rulebo
     raise typer.Exit(1 if failed else 0)
 
 
+desk_app = typer.Typer(help="The desk clerk's view: objections and credit repairs waiting, and deciding them.",
+                       no_args_is_help=True)
+app.add_typer(desk_app, name="desk")
+
+
+def _desk_call(call):
+    from store.service import ServiceError
+
+    try:
+        return call()
+    except ServiceError as exc:
+        err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        for e in exc.errors:
+            err.print(f"  {e}", markup=False, highlight=False)
+        raise typer.Exit(2)
+
+
+@desk_app.command("queue")
+def desk_queue(department: Annotated[str, typer.Option(help="Department code.")],
+               as_of: Annotated[Optional[str], typer.Option("--as-of")] = None) -> None:
+    """Objections and repair applications waiting for a department, oldest deadline first."""
+    from store.lifecycle import Lifecycle
+
+    waiting = _desk_call(lambda: Lifecycle(_service()).waiting(department, as_of=as_of))
+    for kind in ("objections", "repairs"):
+        table = Table(title=f"{kind} waiting for {department}", title_justify="left")
+        for column in ("id", "subject", "record", "opened", "deadline", "overdue", "grounds / statement"):
+            table.add_column(column)
+        for case in sorted(waiting[kind], key=lambda c: c["deadline"]):
+            table.add_row(str(case["id"]), case["subject"], case["record"], case["opened_on"], case["deadline"],
+                          "OVERDUE" if case["overdue"] else "", case.get("grounds") or case.get("statement") or "",
+                          style="red" if case["overdue"] else None)
+        out.print(table)
+
+
+@desk_app.command("decide")
+def desk_decide(kind: Annotated[str, typer.Argument(help="objection or repair")],
+                case_id: Annotated[int, typer.Argument(help="The case id (see `desk queue`).")],
+                decision: Annotated[str, typer.Option(help="uphold/reject (objections), approve/refuse (repairs).")],
+                reasons: Annotated[str, typer.Option(help="Reasons, kept with the decision.")],
+                department: Annotated[str, typer.Option(help="Your department (the case must be in its queue).")],
+                clerk: Annotated[str, typer.Option(help="Who decides.")] = "desk",
+                on: Annotated[Optional[str], typer.Option(help="Decision date (default today).")] = None) -> None:
+    """Decide an objection or a repair application; obligations are brought up to date at once."""
+    from store.lifecycle import Lifecycle
+
+    result = _desk_call(lambda: Lifecycle(_service()).decide(kind, case_id, decision, reasons,
+                                                             f"department:{clerk}@{department}", on=on,
+                                                             department=department))
+    out.print(f"{kind} {case_id}: {result['state']} on {result['date']} by {result['by']}")
+
+
+@desk_app.command("object")
+def desk_object(subject: str, record: str, grounds: Annotated[str, typer.Option(help="The subject's grounds.")],
+                by: Annotated[str, typer.Option(help="Who files it (the subject's representative).")] = "desk") -> None:
+    """Record an objection brought to the desk: the record is disputed at once."""
+    from store.lifecycle import Lifecycle
+
+    case = _desk_call(lambda: Lifecycle(_service()).file_objection(subject, record, grounds, None, by))
+    out.print(f"objection {case['id']} filed; {case['department']} must decide by {case['deadline']}")
+
+
+@desk_app.command("repair")
+def desk_repair(subject: str, record: str, statement: Annotated[str, typer.Option(help="What was put right.")],
+                by: Annotated[str, typer.Option(help="Who applies.")] = "desk") -> None:
+    """Record a credit-repair application (refused before the minimum publication period)."""
+    from store.lifecycle import Lifecycle
+
+    case = _desk_call(lambda: Lifecycle(_service()).apply_repair(subject, record, by, statement))
+    out.print(f"repair application {case['id']} filed; {case['department']} must decide by {case['deadline']}")
+
+
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8000,

@@ -66,8 +66,13 @@ def _interval(bundle: Bundle, action: Action, start: str, end: str | None) -> Ob
 
 
 def _change_days(bundle: Bundle, evaluation, after: str) -> set[str]:
+    """Days after `after` on which the answer can change. Records no rule reads (and that
+    are not relations, which carry measures to linked persons) cannot change it."""
     days = set()
+    catalog = evaluation.catalog
     for record in bundle.records:
+        if record.kind != "relation" and catalog.route_for(record.kind, record.key, record.grade) is None:
+            continue
         for day in (record.start, record.expires_on, record.status_on):
             if day and day > after:
                 days.add(day)

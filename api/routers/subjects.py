@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from engine.explain import explanation_graph, to_node_link, why
+from store.lifecycle import Lifecycle
 
 from ..dates import check_as_of
 from ..deps import AnyCaller, ServiceDep
@@ -57,7 +58,8 @@ def explain(code: str, service: ServiceDep, caller: AnyCaller, as_of: AsOf = Non
     if measure is not None:
         answer = why(evaluation, measure)
         return mask(answer, code) if private else answer
-    graph = explanation_graph(evaluation)
+    # objections and repairs decided on the subject's records show as lifecycle nodes
+    graph = explanation_graph(evaluation, lifecycle=Lifecycle(service).explanation_events(code))
     if private:
         graph = mask_graph(graph, code)
     if fmt == "dot":
