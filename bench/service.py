@@ -765,9 +765,10 @@ def profile_import(backend: str, n: int, seed: int, pg_admin_url: str, run_id: s
     prof = RESULTS / f"import-profile-{backend}-{n}.prof"
     RESULTS.mkdir(parents=True, exist_ok=True)
     say(f"profile: cProfile of `jointcredit import` of {n:,} subjects into {backend} ...")
-    code = ("import cProfile, sys\nfrom engine.cli import main\nsys.argv = ['jointcredit', 'import', sys.argv[1]]\n"
+    code = ("import cProfile, sys\nfrom engine.cli import main\nsource, out = sys.argv[1], sys.argv[2]\n"
+            "sys.argv = ['jointcredit', 'import', source]\n"
             "p = cProfile.Profile()\np.enable()\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "p.disable()\np.dump_stats(sys.argv[2])\n")
+            "p.disable()\np.dump_stats(out)\n")
     t0 = time.perf_counter()
     try:
         subprocess.run([PYTHON, "-c", code, str(subset), str(prof)], cwd=ROOT, env=_env(url), check=True)

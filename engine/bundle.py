@@ -20,6 +20,7 @@ import yaml
 from catalog.vocabulary import Vocabulary, load_vocabulary, suggest
 
 from .codes import code_kind
+from .dates import date_problem
 from .errors import BundleError
 
 __all__ = ["Subject", "Record", "Bundle", "parse_bundle", "read_bundles", "SUBJECT_KINDS"]
@@ -27,6 +28,10 @@ __all__ = ["Subject", "Record", "Bundle", "parse_bundle", "read_bundles", "SUBJE
 SUBJECT_KINDS = ("legal_person", "natural_person", "other_org", "individual_business")
 _ORG_KINDS = {"legal_person", "other_org", "individual_business"}
 _DATE_FIELDS = ("listed_on", "decided_on", "expires_on", "status_on")
+# The longest value each text field may hold; the store's columns are at least this wide
+# (tests/test_store.py checks), so a value that parses can always be stored.
+FIELD_LIMITS = {"id": 100, "kind": 16, "status": 16, "list": 64, "scheme": 32, "grade": 4, "severity": 16,
+                "category": 64, "type": 32, "department": 64, "document": 200, "name": 200}
 
 
 @dataclass(slots=True)
@@ -91,15 +96,30 @@ def _date(value, where: str, name: str, raw) -> str | None:
     if value is None:
         return None
     if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            date.fromisoformat(value)
-            return value
-        except ValueError:
-            pass
-    raise BundleError(f"{value!r} is not a date in YYYY-MM-DD form", code="invalid_date", bundle=where,
-                      field=name, value=value)
+        value = value.isoformat()
+    problem = date_problem(value)
+    if problem:
+        raise BundleError(problem, code="invalid_date", bundle=where, field=name, value=value)
+    return value
+
+
+def _text(obj: dict, name: str, where: str, path: str, *, ints: bool = False) -> str | None:
+    """A text field: a string (ids may be numbers), within its length, without NUL characters."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if ints and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _fail(f"`{name}` must be a string", "wrong_type", where, f"{path}.{name}" if path else name, value)
+    if "\x00" in value:
+        raise _fail("text must not contain NUL characters", "invalid_character", where,
+                    f"{path}.{name}" if path else name)
+    limit = FIELD_LIMITS.get(name)
+    if limit and len(value) > limit:
+        raise _fail(f"`{name}` is longer than {limit} characters", "value_too_long", where,
+                    f"{path}.{name}" if path else name, value[:40] + "...")
+    return value
 
 
 def _fail(message: str, code: str, where: str, field_name: str, value=None) -> BundleError:
@@ -134,7 +154,7 @@ def parse_bundle(obj, *, vocab: Vocabulary | None = None, source: str | None = N
     if (kind == "natural_person") != (implied == "natural_person"):
         raise _fail(f"a {kind} needs a {'citizen ID' if kind == 'natural_person' else 'unified social credit code'}",
                     "subject_kind_mismatch", where, "subject.kind", kind)
-    subject = Subject(code=code, kind=kind, name=str(subject_raw.get("name") or ""))
+    subject = Subject(code=code, kind=kind, name=_text(subject_raw, "name", where, "subject") or "")
     records_raw = obj.get("records", [])
     if not isinstance(records_raw, list):
         raise _fail("`records` must be a list", "invalid_bundle", where, "records")
@@ -161,31 +181,33 @@ def parse_bundle(obj, *, vocab: Vocabulary | None = None, source: str | None = N
 def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
     if not isinstance(raw, dict):
         raise _fail("a record must be an object", "invalid_record", where, path)
-    rid = raw.get("id")
-    if not isinstance(rid, (str, int)) or rid == "":
-        raise _fail("every record needs an `id`", "missing_field", where, f"{path}.id", rid)
-    rid = str(rid)
-    kind = raw.get("kind")
+    if raw.get("id") in (None, ""):
+        raise _fail("every record needs an `id`", "missing_field", where, f"{path}.id", raw.get("id"))
+    texts = {name: _text(raw, name, where, path, ints=(name == "id")) for name in
+             ("id", "kind", "status", "list", "scheme", "grade", "severity", "category", "type", "department",
+              "document")}
+    rid = texts["id"]
+    kind = texts["kind"]
     if kind not in vocab.record_kinds:
         raise _fail(f"unknown record kind {kind!r}", "unknown_record_kind", where, f"{path}.kind", kind)
-    status = raw.get("status", "active")
+    status = texts["status"] or "active"
     if status not in vocab.statuses:
         raise _fail(f"unknown status {status!r}" + _dym(status, vocab.statuses), "invalid_status", where,
                     f"{path}.status", status)
     dates = {name: _date(raw.get(name), where, f"{path}.{name}", raw) for name in _DATE_FIELDS}
     start = dates["listed_on"] or dates["decided_on"]
-    record = Record(id=rid, kind=kind, status=status, start=start, department=raw.get("department"),
-                    document=raw.get("document"), expires_on=dates["expires_on"], status_on=dates["status_on"],
-                    category=raw.get("category"))
+    record = Record(id=rid, kind=kind, status=status, start=start, department=texts["department"],
+                    document=texts["document"], expires_on=dates["expires_on"], status_on=dates["status_on"],
+                    category=texts["category"])
     if kind == "list_entry":
-        lst = raw.get("list")
+        lst = texts["list"]
         if lst not in vocab.lists:
             raise _fail(f"unknown list {lst!r}" + _dym(lst, vocab.lists), "unknown_list", where, f"{path}.list", lst)
         record.list = record.key = lst
         if not start:
             raise _fail("a list entry needs `listed_on`", "missing_field", where, f"{path}.listed_on")
     elif kind == "rating":
-        scheme, grade = raw.get("scheme"), raw.get("grade")
+        scheme, grade = texts["scheme"], texts["grade"]
         if scheme not in vocab.schemes:
             raise _fail(f"unknown rating scheme {scheme!r}" + _dym(scheme, vocab.schemes), "unknown_scheme", where,
                         f"{path}.scheme", scheme)
@@ -195,7 +217,7 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
         if not start:
             raise _fail("a rating needs `decided_on`", "missing_field", where, f"{path}.decided_on")
     elif kind == "penalty":
-        severity = raw.get("severity", "general")
+        severity = texts["severity"] or "general"
         if severity not in vocab.severities:
             raise _fail(f"unknown severity {severity!r}" + _dym(severity, vocab.severities), "unknown_severity",
                         where, f"{path}.severity", severity)
@@ -203,7 +225,7 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
         if not start:
             raise _fail("a penalty needs `decided_on`", "missing_field", where, f"{path}.decided_on")
     elif kind == "relation":
-        rtype = raw.get("type")
+        rtype = texts["type"]
         if rtype not in vocab.relation_types:
             raise _fail(f"unknown relation type {rtype!r}" + _dym(rtype, vocab.relation_types), "unknown_relation",
                         where, f"{path}.type", rtype)

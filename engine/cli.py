@@ -375,6 +375,27 @@ def keys_create(role: Annotated[str, typer.Option(help="system, department, audi
     print(key)
 
 
+@keys_app.command("list")
+def keys_list() -> None:
+    """Keys with their id, prefix, role and department (never the key itself)."""
+    table = Table()
+    for column in ("id", "prefix", "name", "role", "department", "created", "revoked"):
+        table.add_column(column)
+    for k in _service().keys.list():
+        table.add_row(str(k["id"]), k["prefix"], k["name"], k["role"], k["department"] or "", k["created_at"],
+                      "yes" if k["revoked"] else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")]) -> None:
+    """Revoke a key; calls with it are refused from now on."""
+    if not _service().keys.revoke(key_id):
+        err.print(f"error: no key with id {key_id}")
+        raise typer.Exit(2)
+    out.print(f"key {key_id} revoked")
+
+
 rulebook_app = typer.Typer(help="Rulebooks kept in files (git): diff revisions, measure a change's impact.",
                            no_args_is_help=True)
 app.add_typer(rulebook_app, name="rulebook")

@@ -12,7 +12,13 @@ from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["parse_period", "add_period", "subtract_period", "parse_date", "PERIOD_PATTERN"]
+__all__ = ["parse_period", "add_period", "subtract_period", "parse_date", "date_problem", "PERIOD_PATTERN",
+           "FIRST_DAY", "LAST_DAY"]
+
+# Credit records and the dates asked about lie well inside this range; outside it the date
+# arithmetic of windows and terms (P3Y) overflows the calendar.
+FIRST_DAY, LAST_DAY = "1900-01-01", "2999-12-31"
+_DAY_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 PERIOD_PATTERN = re.compile(r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 
@@ -42,3 +48,20 @@ def parse_date(value: object) -> date:
     if isinstance(value, str) and len(value) == 10:
         return date.fromisoformat(value)
     raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
+
+
+def date_problem(value: object) -> str | None:
+    """Why `value` is not a usable YYYY-MM-DD date, or None when it is.
+
+    Strictly the calendar form: `date.fromisoformat` also reads week dates ("2025-W01-1"),
+    which would be stored raw and compared as text against real dates.
+    """
+    if not isinstance(value, str) or not _DAY_SHAPE.match(value):
+        return f"{value!r} is not a date in YYYY-MM-DD form"
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return f"{value!r} is not a date in YYYY-MM-DD form"
+    if not FIRST_DAY <= value <= LAST_DAY:
+        return f"{value!r} is outside {FIRST_DAY}..{LAST_DAY}"
+    return None

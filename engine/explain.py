@@ -174,13 +174,17 @@ _COLOURS = {"subject": "#9ec5ea", "linked_subject": "#9ec5ea", "record": "#ffe8a
 
 
 def render_picture(graph: nx.DiGraph, path: str) -> None:
-    """Draw the graph left to right by layer (PNG, SVG or PDF by the file's suffix)."""
+    """Draw the graph left to right by layer (PNG, SVG or PDF by the file's suffix).
+
+    Uses matplotlib's Figure directly, not pyplot, so concurrent requests do not share state.
+    """
+    import warnings
+
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib import font_manager
+    from matplotlib.figure import Figure
 
+    graph = graph.copy()  # layers and pruned edges are for the picture only
     for node, data in graph.nodes(data=True):
         layer = _LAYERS.get(data.get("type"), 7)
         if data.get("type") == "department" and any(
@@ -189,15 +193,15 @@ def render_picture(graph: nx.DiGraph, path: str) -> None:
         data["layer"] = layer
     # Every action concerns the subject: edges back to it only tangle the picture.
     root = f"subject:{graph.graph.get('subject')}"
-    graph = graph.copy()
     graph.remove_edges_from([(u, v) for u, v, d in graph.edges(data=True)
                              if v == root and d.get("relation") == "targets"])
     positions = nx.multipartite_layout(graph, subset_key="layer", align="vertical", scale=1.0)
     cjk = [f.name for f in font_manager.fontManager.ttflist
            if any(k in f.name for k in ("Noto Sans CJK", "WenQuanYi", "Source Han", "SimHei", "Droid Sans Fallback"))]
-    height = max(4.0, 0.9 * max(sum(1 for _, d in graph.nodes(data=True) if d["layer"] == layer)
-                                for layer in set(nx.get_node_attributes(graph, "layer").values())))
-    fig, ax = plt.subplots(figsize=(22, height))
+    layers = nx.get_node_attributes(graph, "layer")
+    height = max(4.0, 0.9 * max((list(layers.values()).count(layer) for layer in set(layers.values())), default=1))
+    fig = Figure(figsize=(22, height))
+    ax = fig.subplots()
     colours = [_COLOURS.get(d.get("type"), "white") for _, d in graph.nodes(data=True)]
     nx.draw_networkx_edges(graph, positions, ax=ax, arrows=True, arrowsize=10, edge_color="#888888",
                            node_size=2600)
@@ -214,13 +218,10 @@ def render_picture(graph: nx.DiGraph, path: str) -> None:
     nx.draw_networkx_edge_labels(graph, positions, edge_labels=edge_labels, ax=ax, font_size=5)
     ax.set_title(f"{graph.graph.get('subject')} on {graph.graph.get('as_of')}")
     ax.axis("off")
-    fig.tight_layout()
-    import warnings
-
     with matplotlib.rc_context({"svg.fonttype": "none"}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
         fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _ascii_label(node: str, data: dict) -> str:

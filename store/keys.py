@@ -52,3 +52,14 @@ class KeyStore:
         with self.engine.connect() as c:
             row = c.execute(select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked.is_(False))).first()
         return None if row is None else Principal(row.id, row.name, row.role, row.department)
+
+    def revoke(self, key_id: int) -> bool:
+        """Revoke a key by id; it stops working at once. False if there is no such key."""
+        with self.engine.begin() as c:
+            return c.execute(ApiKey.__table__.update().where(ApiKey.id == key_id).values(revoked=True)).rowcount > 0
+
+    def list(self) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(ApiKey).order_by(ApiKey.id)).all()
+        return [{"id": r.id, "prefix": r.prefix, "name": r.name, "role": r.role, "department": r.department,
+                 "created_at": r.created_at, "revoked": r.revoked} for r in rows]

@@ -13,6 +13,7 @@ from typing import Iterable
 import engine
 from engine.bundle import Bundle
 from engine.codes import code_kind
+from engine.dates import date_problem
 from engine.eligibility import consortium_answer, eligibility_answer
 from engine.errors import JointCreditError
 from catalog.vocabulary import load_vocabulary
@@ -123,12 +124,13 @@ class Service:
 
     @staticmethod
     def check_date(value: str | None, field: str = "as_of") -> str:
+        """A strict YYYY-MM-DD date within 1900..2999 (None: today), or ServiceError invalid_date."""
         if value is None:
             return date.today().isoformat()
-        try:
-            return date.fromisoformat(value).isoformat() if len(value) == 10 else _bad_date(value, field)
-        except (TypeError, ValueError):
-            return _bad_date(value, field)
+        problem = date_problem(value)
+        if problem:
+            raise ServiceError("invalid_date", problem, errors=[{"field": field, "value": value}])
+        return value
 
     # -- records -----------------------------------------------------------------------------
     def save(self, bundles: list[Bundle]) -> dict:
@@ -205,10 +207,6 @@ class Service:
         rows = self.repository.obligations_for_department(department, as_of, limit, offset)
         return {"department": {"code": department, "name": self.vocab.departments[department].name}, "as_of": as_of,
                 "obligations": rows, "limit": limit, "offset": offset}
-
-
-def _bad_date(value, field: str):
-    raise ServiceError("invalid_date", f"{value!r} is not a date in YYYY-MM-DD form", errors=[{"field": field, "value": value}])
 
 
 def bundles_from(objs: Iterable[dict], vocab) -> list[Bundle]:

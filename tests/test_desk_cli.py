@@ -29,3 +29,19 @@ def test_object_queue_decide(tmp_path):
     assert decided.returncode == 0 and "upheld" in decided.stdout
     early = run(url, "desk", "repair", org_code(900), "T-9", "--statement", "已整改")
     assert early.returncode == 2 and ("repair_too_early" in early.stderr or "record_ended" in early.stderr)
+
+
+def test_keys_create_list_revoke(tmp_path):
+    from store.keys import KeyStore
+    from store.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'keys.sqlite'}"
+    key = run(url, "keys", "create", "--role", "auditor", "--name", "audit office").stdout.strip()
+    assert key.startswith("jc_")
+    store = KeyStore(make_engine(url))
+    assert store.principal(key).role == "auditor"
+    listed = run(url, "keys", "list").stdout
+    assert "audit office" in listed and key not in listed
+    assert run(url, "keys", "revoke", "1").returncode == 0
+    assert store.principal(key) is None
+    assert run(url, "keys", "revoke", "99").returncode == 2

@@ -152,3 +152,26 @@ def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url
     assert second.history.at(today).revisions["rewards"] != second.history.at(before).revisions["rewards"]
     assert second.sync_rulebooks_from_disk() is False  # nothing changed since
     second.engine.dispose()
+
+
+def test_store_columns_hold_whatever_the_bundle_parser_accepts():
+    from engine.bundle import FIELD_LIMITS
+    from store.models import RecordRow, Subject as SubjectRow
+
+    columns = {c.name: c.type.length for c in RecordRow.__table__.columns if getattr(c.type, "length", None)}
+    columns["id"] = columns.pop("record_id")
+    columns["name"] = SubjectRow.__table__.c.name.type.length
+    for field, limit in FIELD_LIMITS.items():
+        assert columns[field] >= limit, field
+
+
+@pytest.mark.parametrize("value, code", [
+    ("2025-W01-1", "invalid_date"), ("0005-01-01", "invalid_date"), (["x"], "wrong_type"), ("a" * 201, "value_too_long"),
+    ("bad\x00", "invalid_character")])
+def test_values_the_store_could_not_hold_are_refused_at_parse_time(value, code):
+    obj = bundle(org_code(150), entry("tax.major_violation", "2024-01-01"))
+    field = "listed_on" if code == "invalid_date" else "document"
+    obj["records"][0][field] = value
+    with pytest.raises(engine.BundleError) as info:
+        engine.parse_bundle(obj)
+    assert info.value.code == code and info.value.field == f"records[0].{field}"

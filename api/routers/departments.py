@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ..dates import check_as_of
 from ..deps import Reader, ServiceDep
 from ..errors import ApiError
 from ..schemas import AsOf, DepartmentActions, error_responses
@@ -19,4 +18,4 @@ def actions(code: str, service: ServiceDep, caller: Reader, as_of: AsOf = None,
     """The obligations in force for a department on as_of, by subject and measure, a page at a time."""
     if caller.role == "department" and caller.department != code:
         raise ApiError("forbidden", f"a key of department {caller.department!r} may read only its own worklist")
-    return service.department_actions(code, check_as_of(as_of), limit, offset)
+    return service.department_actions(code, as_of, limit, offset)

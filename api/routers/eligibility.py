@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..dates import check_as_of
 from ..deps import Checker, ServiceDep
 from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityRequest, error_responses
 
@@ -13,11 +12,11 @@ router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_
 @router.post("", response_model=EligibilityAnswer)
 def check(body: EligibilityRequest, service: ServiceDep, caller: Checker):
     """May this subject take part in this activity on this date, and if not, why not."""
-    return service.eligibility(body.subject, body.activity, check_as_of(body.as_of), caller=caller.label)
+    return service.eligibility(body.subject, body.activity, body.as_of, caller=caller.label)
 
 
 @router.post("/batch", response_model=BatchAnswer)
 def check_batch(body: BatchRequest, service: ServiceDep, caller: Checker):
     """Several subjects at once; with consortium true, one barred member bars them all."""
-    return service.eligibility_batch(body.subjects, body.activity, check_as_of(body.as_of), body.consortium,
+    return service.eligibility_batch(body.subjects, body.activity, body.as_of, body.consortium,
                                      caller=caller.label)

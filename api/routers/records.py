@@ -7,7 +7,6 @@ from store.service import bundles_from
 
 from ..deps import ServiceDep, Writer
 from ..schemas import RecordsRequest, RecordsResult, error_responses
-from ..storable import check_storable
 
 router = APIRouter(prefix="/records", tags=["records"], responses=error_responses(401, 403, 422))
 
@@ -15,5 +14,4 @@ router = APIRouter(prefix="/records", tags=["records"], responses=error_response
 @router.post("", response_model=RecordsResult)
 def push(body: RecordsRequest, service: ServiceDep, _: Writer):
     """Store subject bundles (idempotent by record id); none is stored if any is invalid."""
-    check_storable(body.bundles)
     return service.save(bundles_from(body.bundles, service.vocab))

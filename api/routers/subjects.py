@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from engine.explain import explanation_graph, to_node_link, why
 from store.lifecycle import Lifecycle
 
-from ..dates import check_as_of
 from ..deps import AnyCaller, ServiceDep
 from ..errors import ApiError
 from ..privacy import mask, mask_graph, masks_for
@@ -40,7 +39,7 @@ def subject(code: str, service: ServiceDep, caller: AnyCaller):
 @router.get("/{code}/actions", response_model=SubjectActions)
 def actions(code: str, service: ServiceDep, caller: AnyCaller, as_of: AsOf = None):
     """Every obligation in force on as_of that targets the subject, with its provenance."""
-    found = service.actions(code, check_as_of(as_of))
+    found = service.actions(code, as_of)
     return mask(found, code) if masks_for(caller.role) else found
 
 
@@ -53,7 +52,7 @@ def explain(code: str, service: ServiceDep, caller: AnyCaller, as_of: AsOf = Non
     if measure is not None and fmt != "json":
         raise ApiError("invalid_request", "`measure` is answered as JSON only",
                        errors=[{"field": "format", "in": "query", "message": "use format=json with measure"}])
-    evaluation = service.evaluation(code, check_as_of(as_of))
+    evaluation = service.evaluation(code, as_of)
     private = masks_for(caller.role)
     if measure is not None:
         answer = why(evaluation, measure)
