@@ -170,10 +170,4 @@ class Feedback:
                 "next": {"after": last["id"], "since": last["at"]} if last else {"after": after, "since": since}}
 
     def _check_department(self, department: str) -> None:
-        if department not in self.service.vocab.departments:
-            from catalog.vocabulary import suggest
-
-            hint = suggest(department, self.service.vocab.departments)
-            raise ServiceError("unknown_department", f"unknown department {department!r}"
-                               + (f" (did you mean {hint!r}?)" if hint else ""), status=404,
-                               errors=[{"field": "department", "value": department}])
+        self.service.check_department(department)

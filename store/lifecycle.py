@@ -386,13 +386,7 @@ class Lifecycle:
         return on
 
     def _check_department(self, department: str) -> None:
-        if department not in self.service.vocab.departments:
-            from catalog.vocabulary import suggest
-
-            hint = suggest(department, self.service.vocab.departments)
-            raise ServiceError("unknown_department", f"unknown department {department!r}"
-                               + (f" (did you mean {hint!r}?)" if hint else ""), status=404,
-                               errors=[{"field": "department", "value": department}])
+        self.service.check_department(department)
 
     def _listing_department(self, record: Record, on: str) -> str:
         """Who decides: the department on the record, else the list's listing authority (or the

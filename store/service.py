@@ -122,6 +122,16 @@ class Service:
                                errors=[{"field": "activity", "value": activity, "allowed": sorted(self.vocab.activities)}])
         return activity
 
+    def check_department(self, department: str) -> str:
+        if department not in self.vocab.departments:
+            from catalog.vocabulary import suggest
+
+            hint = suggest(department, self.vocab.departments)
+            raise ServiceError("unknown_department", f"unknown department {department!r}"
+                               + (f" (did you mean {hint!r}?)" if hint else ""), status=404,
+                               errors=[{"field": "department", "value": department}])
+        return department
+
     @staticmethod
     def check_date(value: str | None, field: str = "as_of") -> str:
         """A strict YYYY-MM-DD date within 1900..2999 (None: today), or ServiceError invalid_date."""
@@ -201,8 +211,7 @@ class Service:
                 "obligations": self.repository.obligations_for(code, as_of)}
 
     def department_actions(self, department: str, as_of: str | None, limit: int, offset: int) -> dict:
-        if department not in self.vocab.departments:
-            raise ServiceError("unknown_department", f"unknown department {department!r}", status=404)
+        self.check_department(department)
         as_of = self.check_date(as_of)
         rows = self.repository.obligations_for_department(department, as_of, limit, offset)
         return {"department": {"code": department, "name": self.vocab.departments[department].name}, "as_of": as_of,
