@@ -5,10 +5,12 @@ ORM objects); reads that answer an eligibility check are single indexed queries.
 """
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
-from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy import JSON, Engine, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
@@ -38,6 +40,28 @@ def _record(r) -> Record:
     return Record(id=r.record_id, kind=r.kind, status=r.status, start=r.start, key=key, list=r.list, scheme=r.scheme,
                   grade=r.grade, severity=r.severity, category=r.category, type=r.type, other=r.other,
                   department=r.department, document=r.document, expires_on=r.expires_on, status_on=r.status_on)
+
+
+def bulk_insert(connection, table, rows: list[dict]) -> None:
+    """INSERT many rows through the driver's executemany, JSON serialised once here.
+
+    SQLAlchemy's per-row parameter processing cost about 100 µs a row, most of an import's
+    database time; the driver does the same work in a few µs. Every row must have the same keys.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    quote = connection.dialect.identifier_preparer.quote
+    if connection.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join("%s::json" if name in json_columns else "%s" for name in columns)
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({marks})"
+    dumps = json.dumps
+    data = [tuple(dumps(row[name], ensure_ascii=False) if name in json_columns else row[name] for name in columns)
+            for row in rows]
+    connection.exec_driver_sql(sql, data)
 
 
 def _upsert(engine: Engine, table, rows: list[dict], keys: list[str]) -> None:
@@ -183,12 +207,10 @@ class Repository:
                                                           ObligationRow.source_subject.in_(sources[start:start + 500])))
             for row in rows:
                 row["generation"] = generation
-            if rows:
-                c.execute(ObligationRow.__table__.insert(), rows)
+            bulk_insert(c, ObligationRow.__table__, rows)
             stamp = now_iso() if generation == current else ""
             changes = diff_obligations(old, rows, at=stamp, generation=generation, cause=cause)
-            if changes:
-                c.execute(ObligationChange.__table__.insert(), changes)
+            bulk_insert(c, ObligationChange.__table__, changes)
 
     def generation(self) -> int:
         with self.engine.connect() as c:
