@@ -117,13 +117,15 @@ def sample_pool(path: Path, n: int, pool: int, listed_share: float, seed: int) -
     listed, clean = [], []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
+            # one draw per line: a line is a clean candidate with probability p_clean, whatever it holds
+            drawn = rng.random() < p_clean
             maybe_listed = '"listed_on":"2024-' in line or '"listed_on":"2025-' in line
-            if not maybe_listed and rng.random() >= p_clean:
+            if not maybe_listed and not drawn:
                 continue
             bundle = json.loads(line)
             if _is_listed(bundle):
                 listed.append(bundle)
-            elif rng.random() < p_clean:
+            elif drawn:
                 clean.append(bundle)
     rng.shuffle(listed)
     rng.shuffle(clean)
@@ -812,9 +814,16 @@ def run_backend(backend: str, args, population: Path, generate_s: float | None, 
         say(f"[{backend}] database {url}")
         if args.existing_db:
             report["import"] = {"skipped": "--existing-db"}
+            if args.import_report:  # the figures of the run that imported this database
+                previous = json.loads(Path(args.import_report).read_text())
+                report["import"] = {**previous["import"], "carried_over_from": args.import_report,
+                                    "imported_at": previous["meta"]["started"]}
+                report["meta"]["imported_by_commit"] = previous["meta"].get("git_commit")
+                if previous.get("diagnostics"):
+                    report["import_diagnostics"] = previous["diagnostics"]
         else:
             report["import"] = run_import(url, population)
-        report["import"]["db_size_mb"] = db.size_mb()
+        report["import"].setdefault("db_size_mb", db.size_mb())
         if args.subjects:
             report["import"]["subjects_per_s"] = (round(args.subjects / report["import"]["seconds"], 1)
                                                   if report["import"].get("seconds") else None)
@@ -1086,6 +1095,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
     parser.add_argument("--keep-db", action="store_true", help="keep the database (and print where)")
     parser.add_argument("--existing-db", default=None, help="skip the import: use this imported database URL")
+    parser.add_argument("--import-report", default=None,
+                        help="with --existing-db: a service-<backend>.json whose import figures to carry over")
     parser.add_argument("--profile-import", type=int, default=None, metavar="N",
                         help="instead: cProfile `jointcredit import` of the first N subjects")
     parser.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
