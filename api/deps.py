@@ -23,17 +23,14 @@ _bearer = HTTPBearer(auto_error=False, description="An API key made with `jointc
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-# These dependencies are `async def` although they call the store synchronously: they are
-# cheap (one indexed read), and a sync dependency costs a trip through the thread pool on
-# every request, which measured more than the work itself.
-async def get_service(request: Request) -> Service:
+def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def get_principal(service: ServiceDep,
+def get_principal(service: ServiceDep,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     if credentials is None or not credentials.credentials:
         raise ApiError("unauthorized", "an API key is required: send `Authorization: Bearer <key>`",
@@ -54,7 +51,7 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
         raise ValueError(f"unknown role(s) {sorted(unknown)}: one of {ROLES}")
     allowed = frozenset(roles) | {"admin"}
 
-    async def check(principal: PrincipalDep) -> Principal:
+    def check(principal: PrincipalDep) -> Principal:
         if principal.role not in allowed:
             raise ApiError("forbidden",
                            f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")

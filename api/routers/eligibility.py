@@ -9,16 +9,14 @@ from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityR
 router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
 
 
-# `async def` on purpose: the check is a few hundred microseconds of CPU and indexed reads;
-# running it in the thread pool cost more than it does (bench.service), so it runs on the loop.
 @router.post("", response_model=EligibilityAnswer)
-async def check(body: EligibilityRequest, service: ServiceDep, caller: Checker):
+def check(body: EligibilityRequest, service: ServiceDep, caller: Checker):
     """May this subject take part in this activity on this date, and if not, why not."""
     return service.eligibility(body.subject, body.activity, body.as_of, caller=caller.label)
 
 
 @router.post("/batch", response_model=BatchAnswer)
-async def check_batch(body: BatchRequest, service: ServiceDep, caller: Checker):
+def check_batch(body: BatchRequest, service: ServiceDep, caller: Checker):
     """Several subjects at once; with consortium true, one barred member bars them all."""
     return service.eligibility_batch(body.subjects, body.activity, body.as_of, body.consortium,
                                      caller=caller.label)
