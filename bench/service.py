@@ -637,6 +637,8 @@ _SERVER_BUCKETS = [
     ("  DB driver: psycopg Cursor.execute", "psycopg/cursor.py", "execute"),
     ("connection pool checkout", "sqlalchemy/pool/base.py", "_checkout"),
     ("connection pool return (reset/rollback)", "sqlalchemy/pool/base.py", "_finalize_fairy"),
+    ("FastAPI dependency resolution (solve_dependencies)", "fastapi/dependencies/utils.py", "solve_dependencies"),
+    ("thread-pool dispatch, event-loop side (run_in_threadpool)", "starlette/concurrency.py", "run_in_threadpool"),
     ("FastAPI request body -> model", "fastapi/dependencies/utils.py", "request_body_to_args"),
     ("FastAPI response model validation + serialisation", "fastapi/routing.py", "serialize_response"),
     ("JSON response rendering", "starlette/responses.py", "render"),
@@ -858,7 +860,9 @@ def run_backend(backend: str, args, population: Path, generate_s: float | None, 
         server.stop()
         report["runs"]["eligibility"] = run
 
-        for name, path in (("bare", "/v1/eligibility"), ("bare_async", "/v1/eligibility-async"))[:1 + args.bare_async]:
+        variants = {"bare": "/v1/eligibility", "bare_deps": "/v1/eligibility-deps", "bare_async": "/v1/eligibility-async"}
+        for name in ["bare"] + [v for v in args.bare_variants.split(",") if v and v != "bare"]:
+            path = variants[name]
             bare = Server(name, "bench.bare_app:create_app", _env(url), SERVER_CPU, out_dir)
             servers.append(bare)
             say(f"[{backend}] starting the bare app (uvicorn bench.bare_app:create_app, {path}) ...")
@@ -882,7 +886,7 @@ def run_backend(backend: str, args, population: Path, generate_s: float | None, 
             s.stop()
         if args.keep_db:
             say(f"[{backend}] keeping the database: {db.url}")
-        else:
+        elif not args.existing_db:
             say(f"[{backend}] dropping the database")
             db.drop()
     report["summary"] = _summary(report)
@@ -915,6 +919,10 @@ def _summary(report: dict) -> dict:
         "server_rss_mb_after": el.get("server_rss_mb_after"),
         "bare_server_rss_mb_after": bare.get("server_rss_mb_after"),
     }
+    if runs.get("bare_deps"):
+        s["bare_deps_checks_per_s"] = runs["bare_deps"]["load"]["per_s"]
+        s["bare_deps_c1_p50_ms"] = runs["bare_deps"]["c1"]["p50_ms"]
+        s["bare_deps_server_cpu_us_per_check"] = runs["bare_deps"]["load"].get("server_cpu_us_per_request")
     if runs.get("bare_async"):
         s["bare_async_checks_per_s"] = runs["bare_async"]["load"]["per_s"]
         s["bare_async_c1_p50_ms"] = runs["bare_async"]["c1"]["p50_ms"]
@@ -1029,6 +1037,7 @@ def print_table(report: dict) -> None:
     row(f"  max ms (c{c})", "load", "max_ms", "{:.1f}")
     row(f"  server CPU busy (c{c})", "load", "server_cpu_utilisation", "{:.0%}")
     row(f"  server CPU µs/check (c{c})", "load", "server_cpu_us_per_request", "{:,.0f}")
+    row(f"  server CPU µs/check (c1)", "c1", "server_cpu_us_per_request", "{:,.0f}")
     row(f"  client CPU busy (c{c})", "load", "client_cpu_utilisation", "{:.0%}")
     row(f"  PostgreSQL CPUs busy (c{c})", "load", ("cpu_watch", "postgres_cpus"), "{:.2f}")
     row(f"  other processes' CPUs (c{c})", "load", ("cpu_watch", "others_cpus"), "{:.2f}")
@@ -1085,8 +1094,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listed-share", type=float, default=0.2, help="share of listed subjects in the pool")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator client")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time bound of each load phase")
-    parser.add_argument("--no-bare-async", dest="bare_async", action="store_false",
-                        help="skip the async, body-less bare endpoint")
+    parser.add_argument("--bare-variants", default="bare,bare_deps,bare_async",
+                        help="bare endpoints to measure besides `bare`: bare_deps (the real dependency chain, "
+                             "doing nothing), bare_async (async, no body)")
     parser.add_argument("--components", type=int, default=2000,
                         help="checks for the in-process per-part breakdown (0: skip)")
     parser.add_argument("--profile-server", type=int, default=4000, metavar="N",
