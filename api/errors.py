@@ -1,6 +1,8 @@
 """Every error the API returns, as `{"code", "message", "errors": [...]}`, mapped in this one place.
 
     ServiceError (store)        its own .status and .code (invalid_subject_code, unknown_activity, ...)
+    StoreUnavailable (store)    503 store_unavailable with Retry-After: the database dropped the
+                                connection or stayed locked; nothing was done, retry
     BundleError (engine)        422 with its code (a bad bundle that reached the engine directly)
     other JointCreditError      422 for a caller's mistake (unknown_measure); 500 for a broken
                                 catalog, rulebook or evaluation, which no request can fix
@@ -21,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import BundleError, CatalogError, EvaluationError, JointCreditError, RulebookErrors
+from store.driver import StoreUnavailable
 from store.service import ServiceError
 
 __all__ = ["ApiError", "STATUS", "install"]
@@ -80,6 +83,11 @@ async def _service_error(_: Request, exc: ServiceError):
     return _reply(exc.status, exc.code, exc.message, exc.errors)
 
 
+async def _store_unavailable(_: Request, exc: StoreUnavailable):
+    log.warning("store unavailable: %s", exc.message)
+    return _reply(503, exc.code, exc.message, None, {"Retry-After": "1"})
+
+
 async def _api_error(_: Request, exc: ApiError):
     return _reply(exc.status, exc.code, exc.message, exc.errors, exc.headers)
 
@@ -113,6 +121,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers; the most specific class wins, so the order here does not matter."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(JointCreditError, _engine_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -599,7 +599,7 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
                                  "share": round(v[2] / total, 3)} for k, v in top],
         "profile_top_cumtime": [{"function": fmt(k), "calls": v[1], "cumtime_s": round(v[3], 3)} for k, v in top_cum],
     }, indent=2))
-    service.engine.dispose()
+    service.close()
 
 
 def _short(filename: str) -> str:

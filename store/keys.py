@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from .driver import driver_cursor, param_mark
 from .models import ApiKey
 from .repository import now_iso
 
@@ -50,11 +51,12 @@ class KeyStore:
 
     def principal(self, key: str) -> Principal | None:
         """The key's principal, or None (unknown or revoked). Every request pays for this read,
-        so it is one driver-level statement on the unique key_hash index."""
-        mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
-        with self.engine.connect() as c:
-            row = c.exec_driver_sql(f"SELECT id, name, role, department FROM api_keys "
-                                    f"WHERE key_hash = {mark} AND revoked = {mark}", (_digest(key), False)).first()
+        so it is one DB-API statement on the unique key_hash index (store/driver.py)."""
+        mark = param_mark(self.engine)
+        with driver_cursor(self.engine, reads_only=True) as cursor:
+            cursor.execute(f"SELECT id, name, role, department FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
+                           (_digest(key), False))
+            row = cursor.fetchone()
         return None if row is None else Principal(*row)
 
     def revoke(self, key_id: int) -> bool:

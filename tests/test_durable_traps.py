@@ -162,3 +162,28 @@ def test_an_exception_in_a_rule_action_is_raised_not_swallowed():
     with pytest.raises(EvaluationError, match="boom"):
         with adapter.session() as s:
             s.assert_fact("raising", {"id": "y", "kind": "list_entry", "list": "L", "live": True})
+
+
+def test_hosts_start_no_background_dispatch_threads():
+    """durable-rules' Host re-arms a threading.Timer per ruleset every 0.2 s for ever (also for a
+    replaced Host); jointcredit never needs them, and in the server they cost ~10% of the CPU."""
+    started = []
+    original = threading.Thread.start
+
+    def spy(self):
+        started.append(self.name)
+        return original(self)
+
+    threading.Thread.start = spy
+    try:
+        adapter = DurableRulesAdapter()
+        adapter.register("keep", spec("K"))
+        for i in range(RECYCLE_AFTER):  # a replaced Host too
+            adapter.register(f"old{i}", spec())
+            adapter.retire(f"old{i}")
+        with adapter.session() as s:
+            assert s.assert_fact("keep", {"id": "k", "kind": "list_entry", "list": "K", "live": True})
+    finally:
+        threading.Thread.start = original
+    assert adapter.hosts_created == 2
+    assert started == []

@@ -23,7 +23,7 @@ def editor(database_url):
     service.save([engine.parse_bundle(bundle(org_code(400 + i), entry("tax.major_violation", RECENT))) for i in range(3)]
                  + [engine.parse_bundle(bundle(org_code(410), entry("safety.dishonest", RECENT)))])
     yield RulebookEditor(service)
-    service.engine.dispose()
+    service.close()
 
 
 def with_bidding_ban(text):

@@ -24,7 +24,7 @@ PROCUREMENT = "government_procurement"
 def service(database_url):
     svc = Service(Settings(database_url=database_url, load_demo=False, rulebooks=str(TEST_RULEBOOKS)))
     yield svc
-    svc.engine.dispose()
+    svc.close()
 
 
 @pytest.fixture

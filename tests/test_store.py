@@ -16,7 +16,7 @@ from conftest import bundle, entry, org_code, person_code
 def service(database_url):
     svc = Service(Settings(database_url=database_url, load_demo=False))
     yield svc
-    svc.engine.dispose()
+    svc.close()
 
 
 def company_with_rep(n, *records):
@@ -140,7 +140,7 @@ def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url
     first.save([engine.parse_bundle(bundle(org_code(140), entry("safety.dishonest", listed)))])
     before, after = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=1)).isoformat()
     assert first.repository.obligations_for(org_code(140), after)
-    first.engine.dispose()
+    first.close()
     # the department edits its rulebook on disk: safety listings no longer trigger this measure
     path = books / "rewards.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("list: safety.dishonest", "list: statistics.serious_dishonest"),
@@ -151,7 +151,7 @@ def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url
     assert [e.start for e in second.history.eras][1] == today.isoformat()
     assert second.history.at(today).revisions["rewards"] != second.history.at(before).revisions["rewards"]
     assert second.sync_rulebooks_from_disk() is False  # nothing changed since
-    second.engine.dispose()
+    second.close()
 
 
 def test_store_columns_hold_whatever_the_bundle_parser_accepts():

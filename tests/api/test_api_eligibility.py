@@ -99,3 +99,30 @@ def test_a_batch_without_consortium_answers_each_subject_only(client, keys, seed
     result = client.post("/v1/eligibility/batch", json=body, headers=auth(keys["auditor"])).json()
     assert result["consortium"] is False and result["eligible"] is None and result["restricted_members"] is None
     assert [a["eligible"] for a in result["answers"]] == [False, True]
+
+
+def test_a_dropped_database_connection_is_503_and_the_retry_succeeds(client, keys, seeded, service):
+    import pytest
+    from sqlalchemy import text
+
+    from store.db import make_engine
+
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("a server-side disconnect needs a database server")
+    check(client, keys["system"], VIOLATOR)  # pooled connections exist now
+    admin = make_engine(service.settings.database_url)  # as if the database server restarted
+    with admin.connect() as c:
+        c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    admin.dispose()
+    body = {"subject": VIOLATOR, "activity": "government_procurement", "as_of": AS_OF}
+    statuses = []
+    for _ in range(5):  # each dropped pooled connection fails once, then is replaced
+        response = client.post("/v1/eligibility", json=body, headers=auth(keys["system"]))
+        statuses.append(response.status_code)
+        if response.status_code == 503:
+            assert response.json()["code"] == "store_unavailable"
+            assert response.headers["Retry-After"] == "1"
+        else:
+            break
+    assert statuses[0] == 503 and statuses[-1] == 200, statuses
