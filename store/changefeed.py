@@ -97,7 +97,10 @@ def diff_obligations(old: Iterable[dict], new: Iterable[dict], *, at: str, gener
         if [(r["valid_from"], r["valid_until"], _state(r)) for r in was] == \
                 [(r["valid_from"], r["valid_until"], _state(r)) for r in now]:
             continue  # the common case: nothing changed
-        effective = _first_difference(was, now)
+        if not was or not now:  # all appear or all go: the first day of the other side differs
+            effective = (now or was)[0]["valid_from"]
+        else:
+            effective = _first_difference(was, now)
         if effective is None:
             continue  # split or re-dated differently, but the same obligation on every day
         if not was:

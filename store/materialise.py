@@ -5,43 +5,13 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from engine.bundle import Bundle
-from engine.timeline import ObligationInterval, obligation_timeline
+from engine.timeline import ObligationInterval
 
 from .history import CatalogHistory
 from .repository import Repository
+from .rows import intervals, materialise
 
 __all__ = ["Materialiser"]
-
-
-def _details(bundle: Bundle) -> dict[tuple[str, str], dict]:
-    out = {}
-    for r in bundle.records:
-        item = {"id": r.id, "kind": r.kind}
-        for name in ("list", "scheme", "grade", "severity", "document", "department", "status"):
-            value = getattr(r, name)
-            if value is not None:
-                item[name] = value
-        if r.start:
-            item["listed_on" if r.kind in ("list_entry", "relation") else "decided_on"] = r.start
-        out[(bundle.subject.code, r.id)] = item
-    return out
-
-
-def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> list[ObligationInterval]:
-    """The parts of `intervals` inside an era [start, end)."""
-    kept = []
-    for i in intervals:
-        if end is not None and i.valid_from >= end:
-            continue
-        if i.valid_until is not None and i.valid_until <= start:
-            continue
-        if i.valid_from < start:
-            i.valid_from = start
-        if end is not None and (i.valid_until is None or i.valid_until > end):
-            i.valid_until = end
-            i.ended_by, i.ended_by_record = "rulebook_revision", None  # the next era judges it afresh
-        kept.append(i)
-    return kept
 
 
 class Materialiser:
@@ -53,12 +23,7 @@ class Materialiser:
 
     def intervals(self, bundle: Bundle) -> list[ObligationInterval]:
         """The bundle's obligations over all time, each era judged by the catalog in force then."""
-        found = []
-        for era in self.history.eras:
-            for interval in _clip(obligation_timeline(era.evaluator, bundle), era.start, era.end):
-                interval.revision = era.revisions.get(interval.rulebook, "")
-                found.append(interval)
-        return found
+        return intervals(self.history, bundle)
 
     def refresh(self, codes: Iterable[str], *, with_linked: bool = True, cause: dict | None = None) -> int:
         """Re-materialise `codes` (and subjects linked to them). Returns how many subjects were done.
@@ -75,13 +40,8 @@ class Materialiser:
 
     def _refresh_batch(self, codes: list[str], generation: int | None = None, cause: dict | None = None) -> int:
         bundles = self.repository.load_bundles(codes)
-        intervals, details = [], {}
-        for bundle in bundles.values():
-            found = self.intervals(bundle)
-            if found:
-                intervals.extend(found)
-                details.update(_details(bundle))
-        self.repository.replace_obligations(codes, intervals, details, generation, cause)
+        computed = [materialise(self.history, bundle) for bundle in bundles.values()]
+        self.repository.replace_obligations(codes, computed, generation, cause)
         return len(bundles)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:

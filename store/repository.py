@@ -1,7 +1,9 @@
 """Reading and writing subjects, records and materialised obligations.
 
-Writes are bulk Core statements (an import of a million subjects must not build a million
-ORM objects); reads that answer an eligibility check are single indexed queries.
+Writes and the reads that materialising does are driver-level statements over many rows
+(store/bulk.py): an import of a million subjects must not build a million ORM objects nor pay
+SQLAlchemy's per-row parameter processing. Reads that answer an eligibility check are single
+indexed queries.
 """
 from __future__ import annotations
 
@@ -10,15 +12,15 @@ import json
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
-from sqlalchemy import JSON, Engine, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, func, or_, select
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
-from engine.timeline import ObligationInterval
 
 from .driver import driver_cursor, param_mark
-from .changefeed import diff_obligations, obligation_key
+from .bulk import dumps, insert_many, select_in, upsert_many
+from .changefeed import diff_obligations
 from .models import CatalogState, ObligationChange, ObligationRow, RecordRow, Subject
+from .rows import CHANGE_COLUMNS, OBLIGATION_COLUMNS, Materialised, as_dicts
 
 __all__ = ["Repository", "now_iso"]
 
@@ -26,54 +28,27 @@ _RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "ty
                   "expires_on", "status_on", "department", "document")
 
 
-_DIFF_COLUMNS = (ObligationRow.obligation_key, ObligationRow.source_subject, ObligationRow.target_code,
-                 ObligationRow.target_relation, ObligationRow.measure, ObligationRow.rule, ObligationRow.department,
-                 ObligationRow.status, ObligationRow.effects, ObligationRow.provenance, ObligationRow.valid_from,
-                 ObligationRow.valid_until)
+_SUBJECT_COLUMNS = ("code", "kind", "name", "updated_at")
+_RECORD_COLUMNS = ("subject_code", "record_id", "raw", *_RECORD_FIELDS)
+_LOAD_COLUMNS = ("subject_code", "record_id", *_RECORD_FIELDS)  # read back in this order by _record
+_KIND, _OTHER = _LOAD_COLUMNS.index("kind"), _LOAD_COLUMNS.index("other")
+# what the change feed compares (store/changefeed.py)
+_DIFF_COLUMNS = ("obligation_key", "source_subject", "target_code", "target_relation", "measure", "rule", "department",
+                 "status", "effects", "provenance", "valid_from", "valid_until")
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _record(r) -> Record:
-    key = {"list_entry": r.list, "rating": r.scheme, "penalty": r.severity}.get(r.kind)
-    return Record(id=r.record_id, kind=r.kind, status=r.status, start=r.start, key=key, list=r.list, scheme=r.scheme,
-                  grade=r.grade, severity=r.severity, category=r.category, type=r.type, other=r.other,
-                  department=r.department, document=r.document, expires_on=r.expires_on, status_on=r.status_on)
-
-
-def bulk_insert(connection, table, rows: list[dict]) -> None:
-    """INSERT many rows through the driver's executemany, JSON serialised once here.
-
-    SQLAlchemy's per-row parameter processing cost about 100 µs a row, most of an import's
-    database time; the driver does the same work in a few µs. Every row must have the same keys.
-    """
-    if not rows:
-        return
-    columns = list(rows[0])
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    quote = connection.dialect.identifier_preparer.quote
-    if connection.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in columns)
-    else:
-        marks = ", ".join("%s::json" if name in json_columns else "%s" for name in columns)
-    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({marks})"
-    dumps = json.dumps
-    data = [tuple(dumps(row[name], ensure_ascii=False) if name in json_columns else row[name] for name in columns)
-            for row in rows]
-    connection.exec_driver_sql(sql, data)
-
-
-def _upsert(engine: Engine, table, rows: list[dict], keys: list[str]) -> None:
-    if not rows:
-        return
-    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(table)
-    update = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    statement = statement.on_conflict_do_update(index_elements=keys, set_=update)
-    with engine.begin() as connection:
-        connection.execute(statement, rows)
+def _record(row: tuple) -> Record:
+    """A Record from a row of _LOAD_COLUMNS."""
+    (_code, record_id, kind, list_, scheme, grade, severity, category, type_, other, status, start, expires_on,
+     status_on, department, document) = row
+    key = {"list_entry": list_, "rating": scheme, "penalty": severity}.get(kind)
+    return Record(id=record_id, kind=kind, status=status, start=start, key=key, list=list_, scheme=scheme,
+                  grade=grade, severity=severity, category=category, type=type_, other=other,
+                  department=department, document=document, expires_on=expires_on, status_on=status_on)
 
 
 class Repository:
@@ -84,53 +59,50 @@ class Repository:
     def save_bundles(self, bundles: list[Bundle]) -> set[str]:
         """Upsert subjects and their records (idempotent by record id). Returns the codes touched."""
         stamp = now_iso()
-        subjects: dict[str, dict] = {}
-        records: dict[tuple[str, str], dict] = {}
+        subjects: dict[str, tuple] = {}
+        records: dict[tuple[str, str], tuple] = {}
         for bundle in bundles:
             for item in [bundle, *bundle.related]:
                 s = item.subject
                 known = subjects.get(s.code)
-                if known is None or (s.name and not known["name"]):
-                    subjects[s.code] = {"code": s.code, "kind": s.kind, "name": s.name, "updated_at": stamp}
+                if known is None or (s.name and not known[2]):
+                    subjects[s.code] = (s.code, s.kind, s.name, stamp)
                 for r in item.records:
-                    row = {"subject_code": s.code, "record_id": r.id, "raw": r.to_dict()}
-                    row.update({f: getattr(r, f) for f in _RECORD_FIELDS})
-                    records[(s.code, r.id)] = row
-        _upsert(self.engine, Subject.__table__, list(subjects.values()), ["code"])
-        _upsert(self.engine, RecordRow.__table__, list(records.values()), ["subject_code", "record_id"])
+                    records[(s.code, r.id)] = (s.code, r.id, dumps(r.to_dict()), *[getattr(r, f) for f in _RECORD_FIELDS])
+        with self.engine.begin() as c:
+            upsert_many(c, Subject.__table__, _SUBJECT_COLUMNS, ("code",), list(subjects.values()))
+            upsert_many(c, RecordRow.__table__, _RECORD_COLUMNS, ("subject_code", "record_id"), list(records.values()))
         return set(subjects)
 
     def load_bundle(self, code: str) -> Bundle | None:
         return self.load_bundles([code]).get(code)
 
     def load_bundles(self, codes: Iterable[str]) -> dict[str, Bundle]:
-        """Bundles of many subjects in three queries (subjects, records, linked subjects)."""
-        codes = list(dict.fromkeys(codes))
+        """Bundles of many subjects, in code order (subjects, records, linked subjects)."""
+        codes = sorted(set(codes))
         if not codes:
             return {}
         with self.engine.connect() as c:
-            subjects = {}
+            subjects = {row[0]: row for row in select_in(c, "SELECT code, kind, name FROM subjects WHERE code IN ({in})",
+                                                         codes)}
             rows_by_subject: dict[str, list] = {}
-            for start in range(0, len(codes), 900):
-                chunk = codes[start:start + 900]
-                subjects.update({s.code: s for s in c.execute(select(Subject).where(Subject.code.in_(chunk)))})
-                for r in c.execute(select(RecordRow).where(RecordRow.subject_code.in_(chunk))
-                                   .order_by(RecordRow.subject_code, RecordRow.record_id)):
-                    rows_by_subject.setdefault(r.subject_code, []).append(r)
-            others = {r.other for rows in rows_by_subject.values() for r in rows if r.kind == "relation" and r.other}
-            related = {}
-            others = list(others)
-            for start in range(0, len(others), 900):
-                related.update({s.code: s for s in c.execute(select(Subject).where(Subject.code.in_(others[start:start + 900])))})
+            for row in select_in(c, f"SELECT {', '.join(_LOAD_COLUMNS)} FROM records WHERE subject_code IN ({{in}}) "
+                                    "ORDER BY subject_code, record_id", list(subjects)):
+                rows_by_subject.setdefault(row[0], []).append(row)
+            others = sorted({r[_OTHER] for rows in rows_by_subject.values() for r in rows
+                             if r[_KIND] == "relation" and r[_OTHER]} - set(subjects))
+            related = dict(subjects)
+            related.update({row[0]: row for row in select_in(c, "SELECT code, kind, name FROM subjects WHERE code IN ({in})",
+                                                             others)})
         bundles = {}
-        for code, subject in subjects.items():
+        for code in codes:
+            subject = subjects.get(code)
+            if subject is None:
+                continue
             rows = rows_by_subject.get(code, [])
-            records = [_record(r) for r in rows]
-            linked = [Bundle(subject=BundleSubject(related[r.other].code, related[r.other].kind, related[r.other].name),
-                             records=[])
-                      for r in rows if r.kind == "relation" and r.other in related]
-            bundles[code] = Bundle(subject=BundleSubject(subject.code, subject.kind, subject.name), records=records,
-                                   related=linked)
+            linked = [Bundle(subject=BundleSubject(*related[r[_OTHER]]), records=[])
+                      for r in rows if r[_KIND] == "relation" and r[_OTHER] in related]
+            bundles[code] = Bundle(subject=BundleSubject(*subject), records=[_record(r) for r in rows], related=linked)
         return bundles
 
     def subject(self, code: str) -> dict | None:
@@ -168,50 +140,51 @@ class Repository:
             return c.execute(select(func.count()).select_from(Subject)).scalar_one()
 
     # -- obligations ---------------------------------------------------------------------------
-    def replace_obligations(self, sources: Iterable[str], intervals: list[ObligationInterval],
-                            record_details: dict[tuple[str, str], dict], generation: int | None = None,
+    def replace_obligations(self, sources: Iterable[str], computed: list[Materialised], generation: int | None = None,
                             cause: dict | None = None) -> None:
-        """Swap the obligations caused by `sources` for `intervals`, in one transaction.
+        """Swap the obligations caused by `sources` for `computed` (store/rows.py), in one transaction.
 
         Without `generation`, the rows go to the generation that answers checks now; a full
         rebuild passes the next generation and switches to it at the end (switch_generation).
         Either way the difference from the rows answering checks now goes to the change feed
         (store/changefeed.py), tagged with `cause`; a rebuild's entries are stamped at the switch.
+        A source with no rows answering checks now (a subject new to the store) takes the
+        entries `computed` made for that case, which are what the diff would give.
         """
         sources = list(sources)
-        rows = []
-        for i in intervals:
-            rows.append({
-                "source_subject": i.source_subject, "target_code": i.target_code, "target_relation": i.target_relation,
-                "measure": i.measure, "kind": i.kind, "department": i.department, "department_name": i.department_name,
-                "rule": i.rule, "rulebook": i.rulebook, "revision": i.revision, "status": i.status,
-                "effects": i.effects, "activities": "," + ",".join(e["activity"] for e in i.effects) + ",",
-                "provenance": {
-                    "records": [record_details.get((i.source_subject, rid), {"id": rid}) for rid in i.records],
-                    "basis": i.basis, "suspended_by": i.suspended_by, "assigned_as": i.assigned_as,
-                    "target_name": i.target_name, "ended_by": i.ended_by, "ended_by_record": i.ended_by_record,
-                },
-                "valid_from": i.valid_from, "valid_until": i.valid_until,
-                "obligation_key": obligation_key(i.source_subject, i.target_code, i.measure, i.rule),
-            })
+        by_code = {m.code: m for m in computed}
         with self.engine.begin() as c:
-            current = c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
-            old = []
-            for start in range(0, len(sources), 500):
-                old.extend(dict(r._mapping) for r in c.execute(
-                    select(*_DIFF_COLUMNS).where(ObligationRow.generation == current,
-                                                 ObligationRow.source_subject.in_(sources[start:start + 500]))))
+            current = c.exec_driver_sql("SELECT generation FROM catalog_state WHERE id = 1").scalar_one()
+            old: dict[str, list[dict]] = {}
+            for values in select_in(c, f"SELECT {', '.join(_DIFF_COLUMNS)} FROM obligations "
+                                       "WHERE generation = {m} AND source_subject IN ({in})", sources, (current,)):
+                row = dict(zip(_DIFF_COLUMNS, values))
+                for name in ("effects", "provenance"):
+                    if isinstance(row[name], str):  # SQLite returns JSON as text, PostgreSQL decoded
+                        row[name] = json.loads(row[name])
+                old.setdefault(row["source_subject"], []).append(row)
             if generation is None:
                 generation = current
-                for start in range(0, len(sources), 500):
-                    c.execute(delete(ObligationRow).where(ObligationRow.generation == generation,
-                                                          ObligationRow.source_subject.in_(sources[start:start + 500])))
-            for row in rows:
-                row["generation"] = generation
-            bulk_insert(c, ObligationRow.__table__, rows)
-            stamp = now_iso() if generation == current else ""
-            changes = diff_obligations(old, rows, at=stamp, generation=generation, cause=cause)
-            bulk_insert(c, ObligationChange.__table__, changes)
+                if old:
+                    select_in(c, "DELETE FROM obligations WHERE generation = {m} AND source_subject IN ({in})",
+                              sorted(old), (generation,))
+            at = now_iso() if generation == current else ""
+            tail = (dumps(cause), at, generation)
+            insert_many(c, ObligationRow.__table__, (*OBLIGATION_COLUMNS, "generation"),
+                        [(*row, generation) for m in computed for row in m.rows])
+            changes: list[tuple] = []
+            for code in sources:
+                done = by_code.get(code)
+                if code not in old:
+                    if done is not None:
+                        changes.extend((*entry, *tail) for entry in done.added)
+                    continue
+                for entry in diff_obligations(old[code], as_dicts(done) if done else [], at=at, generation=generation,
+                                              cause=cause):
+                    changes.append((*(dumps(entry[k]) if k in ("before", "after") else entry[k] for k in CHANGE_COLUMNS),
+                                    *tail))
+            changes.sort(key=lambda entry: entry[1])  # by obligation key, as one diff of all the sources gives
+            insert_many(c, ObligationChange.__table__, (*CHANGE_COLUMNS, "cause", "at", "generation"), changes)
 
     def generation(self) -> int:
         with self.engine.connect() as c:

@@ -1,0 +1,123 @@
+"""From a subject's bundle to the rows the store writes for it: its obligation rows, and the
+change-feed entries they raise if the subject had no obligations before.
+
+This is the CPU-heavy half of materialising (the rules run here) and it needs no database,
+so an import can run it in worker processes (store/pool.py) while the parent reads and
+writes. Rows leave here as tuples with their JSON already serialised: tuples pickle cheaply
+and go to the driver as they are. The change-feed entries are made on the guess that the
+subject is new to the store (true for nearly every subject of a first import); the writer
+checks the guess against the rows it finds and diffs properly when it is wrong.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from engine.bundle import Bundle
+from engine.timeline import ObligationInterval, obligation_timeline
+
+from .bulk import dumps
+from .changefeed import diff_obligations, obligation_key
+from .history import CatalogHistory
+
+__all__ = ["Materialised", "OBLIGATION_COLUMNS", "CHANGE_COLUMNS", "intervals", "materialise", "as_dicts"]
+
+# obligations columns a Materialised row fills, in order (the writer appends `generation`)
+OBLIGATION_COLUMNS = ("source_subject", "target_code", "target_relation", "measure", "kind", "department",
+                      "department_name", "rule", "rulebook", "revision", "status", "effects", "activities",
+                      "provenance", "valid_from", "valid_until", "obligation_key")
+# obligation_changes columns of an entry, in order (the writer appends cause, at, generation)
+CHANGE_COLUMNS = ("department", "obligation_key", "change", "effective", "source_subject", "target_code", "measure",
+                  "rule", "ended_by", "before", "after")
+_JSON = {"effects", "provenance", "before", "after"}
+
+
+@dataclass(slots=True)
+class Materialised:
+    """One source subject's obligation rows and the entries they raise if it is new to the store."""
+
+    code: str
+    rows: list[tuple] = field(default_factory=list)  # in OBLIGATION_COLUMNS order
+    added: list[tuple] = field(default_factory=list)  # in CHANGE_COLUMNS order, sorted by key
+
+
+def _details(bundle: Bundle) -> dict[str, dict]:
+    out = {}
+    for r in bundle.records:
+        item = {"id": r.id, "kind": r.kind}
+        for name in ("list", "scheme", "grade", "severity", "document", "department", "status"):
+            value = getattr(r, name)
+            if value is not None:
+                item[name] = value
+        if r.start:
+            item["listed_on" if r.kind in ("list_entry", "relation") else "decided_on"] = r.start
+        out[r.id] = item
+    return out
+
+
+def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> list[ObligationInterval]:
+    """The parts of `intervals` inside an era [start, end)."""
+    kept = []
+    for i in intervals:
+        if end is not None and i.valid_from >= end:
+            continue
+        if i.valid_until is not None and i.valid_until <= start:
+            continue
+        if i.valid_from < start:
+            i.valid_from = start
+        if end is not None and (i.valid_until is None or i.valid_until > end):
+            i.valid_until = end
+            i.ended_by, i.ended_by_record = "rulebook_revision", None  # the next era judges it afresh
+        kept.append(i)
+    return kept
+
+
+def intervals(history: CatalogHistory, bundle: Bundle) -> list[ObligationInterval]:
+    """The bundle's obligations over all time, each era judged by the catalog in force then."""
+    found = []
+    for era in history.eras:
+        for interval in _clip(obligation_timeline(era.evaluator, bundle), era.start, era.end):
+            interval.revision = era.revisions.get(interval.rulebook, "")
+            found.append(interval)
+    return found
+
+
+def _row(i: ObligationInterval, details: dict[str, dict]) -> dict:
+    return {
+        "source_subject": i.source_subject, "target_code": i.target_code, "target_relation": i.target_relation,
+        "measure": i.measure, "kind": i.kind, "department": i.department, "department_name": i.department_name,
+        "rule": i.rule, "rulebook": i.rulebook, "revision": i.revision, "status": i.status,
+        "effects": i.effects, "activities": "," + ",".join(e["activity"] for e in i.effects) + ",",
+        "provenance": {
+            "records": [details.get(rid, {"id": rid}) for rid in i.records],
+            "basis": i.basis, "suspended_by": i.suspended_by, "assigned_as": i.assigned_as,
+            "target_name": i.target_name, "ended_by": i.ended_by, "ended_by_record": i.ended_by_record,
+        },
+        "valid_from": i.valid_from, "valid_until": i.valid_until,
+        "obligation_key": obligation_key(i.source_subject, i.target_code, i.measure, i.rule),
+    }
+
+
+def materialise(history: CatalogHistory, bundle: Bundle) -> Materialised:
+    """The rows to store for `bundle`'s subject as a source of obligations."""
+    found = intervals(history, bundle)
+    done = Materialised(bundle.subject.code)
+    if not found:
+        return done
+    details = _details(bundle)
+    rows = [_row(i, details) for i in found]
+    done.rows = [tuple(dumps(r[c]) if c in _JSON else r[c] for c in OBLIGATION_COLUMNS) for r in rows]
+    entries = diff_obligations([], rows, at="", generation=0)
+    done.added = [tuple(dumps(e[c]) if c in _JSON else e[c] for c in CHANGE_COLUMNS) for e in entries]
+    return done
+
+
+def as_dicts(done: Materialised) -> list[dict]:
+    """The rows of `done` as dicts with JSON decoded, for a diff against stored rows."""
+    rows = []
+    for values in done.rows:
+        row = dict(zip(OBLIGATION_COLUMNS, values))
+        row["effects"] = json.loads(row["effects"])
+        row["provenance"] = json.loads(row["provenance"])
+        rows.append(row)
+    return rows
