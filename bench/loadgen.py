@@ -13,6 +13,12 @@ end of the response body. Every response must be 200; when an entry carries
 Only loopback addresses are accepted, and every run is bounded in count and in time
 (`--max-seconds`): a run that hits the time bound stops and says so (`truncated`).
 
+Closed loop by default: each connection sends its next request when the previous answer is in,
+so latency at `--concurrency` in flight is queueing at saturation (Little's law). With
+`--rate R` the measured requests are sent open loop at R per second (the warm-up stays closed):
+request k is due at start + k/R and its latency is counted from its due time, so a server that
+falls behind is charged for the wait (no coordinated omission).
+
 Two clients:
 - `raw` (default): asyncio (uvloop when installed) with a minimal HTTP/1.1 client over
   keep-alive streams; it costs the client some 30-60 µs of CPU per request, so that on a
@@ -134,12 +140,13 @@ def _bodies(entries: list[dict]) -> list[bytes]:
 
 # -- raw asyncio client ---------------------------------------------------------------------
 async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: list[bytes], offset: int, count: int,
-                     concurrency: int, deadline: float, tally: _Tally | None, latencies: list[float]) -> tuple[float, bool]:
+                     concurrency: int, deadline: float, tally: _Tally | None, latencies: list[float],
+                     rate: float | None = None) -> tuple[float, bool]:
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             + (f"Authorization: Bearer {key}\r\n" if key else "") + "Content-Length: ").encode()
     requests = [head + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
     nreq = len(requests)
-    state = {"next": 0, "truncated": False}
+    state = {"next": 0, "truncated": False, "start": 0.0}
     perf = time.perf_counter
 
     async def worker() -> None:
@@ -154,7 +161,13 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
                     return
                 state["next"] = k + 1
                 i = offset + k
-                t0 = perf()
+                if rate:  # open loop: request k is due at start + k / rate, and its latency counts from then
+                    t0 = state["start"] + k / rate
+                    wait = t0 - perf()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                else:
+                    t0 = perf()
                 writer.write(requests[i % nreq])
                 header = await reader.readuntil(b"\r\n\r\n")
                 status = int(header[9:12])
@@ -171,7 +184,7 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
         finally:
             writer.close()
 
-    started = perf()
+    started = state["start"] = perf()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return perf() - started, state["truncated"]
 
@@ -222,7 +235,8 @@ def _httpx_phase(url: str, key: str | None, bodies: list[bytes], offset: int, co
 
 
 def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: int, key: str | None = None,
-        client: str = "raw", max_seconds: float = 300.0, sanity: bool = True, offset: int = 0) -> dict:
+        client: str = "raw", max_seconds: float = 300.0, sanity: bool = True, offset: int = 0,
+        rate: float | None = None) -> dict:
     """One warm-up plus one measured run; returns the summary (latencies in ms)."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
@@ -241,7 +255,9 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
             except ImportError:
                 runner = asyncio.run
             return runner(_raw_phase(host, port, path, key, bodies, offset, count, concurrency, deadline, tally,
-                                     latencies))
+                                     latencies, rate if tally is not None else None))
+        if rate:
+            raise SystemExit("--rate needs the raw client")
         return _httpx_phase(url, key, bodies, offset, count, concurrency, deadline, tally, latencies)
 
     warm_lat: list[float] = []
@@ -254,7 +270,7 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
     client_cpu = (cpu2.ru_utime - cpu1.ru_utime) + (cpu2.ru_stime - cpu1.ru_stime)
     result = summarise(latencies, wall)
     result.update({
-        "url": url, "client": client, "concurrency": concurrency, "requested": checks, "warmup": warmup, "offset": offset,
+        "url": url, "client": client, "concurrency": concurrency, "rate": rate, "requested": checks, "warmup": warmup, "offset": offset,
         "warmup_wall_s": round(warm_wall, 3), "truncated": truncated or warm_trunc, "max_seconds": max_seconds,
         "client_cpu_s": round(client_cpu, 3),
         "client_cpu_us_per_request": round(client_cpu / len(latencies) * 1e6, 1) if latencies else None,
@@ -276,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--offset", type=int, default=0, help="start at this entry (after the warm-up's)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: send the measured requests at this many per second (at most --concurrency "
+                             "in flight), latency counted from each request's due time")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time bound of each phase")
     parser.add_argument("--no-sanity", action="store_true", help="do not read `eligible` (the bare endpoint)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
@@ -286,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.requests, encoding="utf-8") as handle:
         entries = json.load(handle)
     result = run(args.url, entries, args.checks, args.warmup, args.concurrency, key=args.key, client=args.client,
-                 max_seconds=args.max_seconds, sanity=not args.no_sanity, offset=args.offset)
+                 max_seconds=args.max_seconds, sanity=not args.no_sanity, offset=args.offset, rate=args.rate)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out == "-":
         print(text)

@@ -22,7 +22,9 @@ Per backend, one after the other:
    PostgreSQL the database server's own processes are not pinned: they share both cores;
 5. per server: a warm-up of 1,000 checks, then `--checks` checks with `--concurrency` in
    flight (throughput, and latency under that load), then `--latency-checks` at concurrency
-   1 (latency alone). Subjects are drawn from the population (a share `--listed-share` of
+   1 (latency alone), then `--rate-checks` sent open loop at half the service's own
+   throughput (latency at a load it sustains, counted from each request's due time; the bare
+   apps get the same rate). Subjects are drawn from the population (a share `--listed-share` of
    them with a live black-list entry, the rest not), activities at random among
    government_procurement, public_bidding, senior_management and honours, as of 2025-06-30.
    Every response must be 200; every answer's `eligible` is compared with the engine's own
@@ -66,6 +68,7 @@ UVICORN_OPTIONS = ["--factory", "--host", "127.0.0.1", "--workers", "1", "--log-
 IMPORT_TARGET_S = 300
 QUIET_WAIT_S = 900.0  # --quiet-wait
 TARGET_P50_MS, TARGET_P99_MS, TARGET_RATIO = 2.0, 10.0, 0.5
+OPEN_LOOP_CONNECTIONS = 64  # enough that the client never holds back a due request
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 _T0 = time.perf_counter()
@@ -465,13 +468,16 @@ def smoke(url: str, key: str | None, entry: dict) -> dict:
 
 
 def loadgen(server: Server, path: str, key: str | None, requests_file: Path, *, checks: int, concurrency: int,
-            offset: int, sanity: bool, client: str, max_seconds: float, out_dir: Path, label: str) -> dict:
+            offset: int, sanity: bool, client: str, max_seconds: float, out_dir: Path, label: str,
+            rate: float | None = None) -> dict:
     out = out_dir / f"loadgen-{server.name}-{label}.json"
     cmd = [PYTHON, "-m", "bench.loadgen", "--url", server.base + path, "--requests", str(requests_file),
            "--checks", str(checks), "--warmup", "0", "--offset", str(offset), "--concurrency", str(concurrency),
            "--client", client, "--max-seconds", str(max_seconds), "--cpu", str(CLIENT_CPU), "--out", str(out)]
     if not sanity:
         cmd.append("--no-sanity")
+    if rate:
+        cmd += ["--rate", f"{rate:g}"]
     env = {**os.environ}
     if key:
         env["JC_BENCH_KEY"] = key
@@ -500,7 +506,7 @@ def loadgen(server: Server, path: str, key: str | None, requests_file: Path, *, 
 
 def measure_server(server: Server, path: str, key: str | None, requests_file: Path, entries: list[dict], *,
                    checks: int, warmup: int, concurrency: int, latency_checks: int, sanity: bool, client: str,
-                   max_seconds: float, out_dir: Path) -> dict:
+                   max_seconds: float, out_dir: Path, rate: float | None = None, rate_checks: int = 0) -> dict:
     common = dict(sanity=sanity, client=client, max_seconds=max_seconds, out_dir=out_dir)
     result: dict = {"app": server.app, "path": path, "command": " ".join(server.command[1:]), "cpu": server.cpu}
     say(f"{server.name}: warm-up {warmup:,} checks at concurrency {concurrency}")
@@ -514,6 +520,11 @@ def measure_server(server: Server, path: str, key: str | None, requests_file: Pa
     result["c1"] = loadgen(server, path, key, requests_file, checks=latency_checks, concurrency=1,
                            offset=warmup + checks, label="c1", **common)
     _report_run(server.name, result["c1"])
+    if rate and rate_checks:
+        say(f"{server.name}: {rate_checks:,} checks sent open loop at {rate:,.0f}/s ...")
+        result["rate"] = loadgen(server, path, key, requests_file, checks=rate_checks, concurrency=OPEN_LOOP_CONNECTIONS,
+                                 offset=warmup + checks + latency_checks, label="rate", rate=rate, **common)
+        _report_run(server.name, result["rate"])
     status = server.status()
     result["server_rss_mb_after"] = _mb(status.get("VmRSS"))
     result["server_peak_rss_mb"] = _mb(status.get("VmHWM"))
@@ -526,7 +537,8 @@ def _brief(run: dict) -> dict:
 
 
 def _report_run(name: str, run: dict) -> None:
-    say(f"{name}: c{run['concurrency']}: {run['count']:,} in {run['wall_s']}s = {run['per_s']:,}/s; "
+    say(f"{name}: " + (f"open loop at {run['rate']:,.0f}/s" if run.get("rate") else f"c{run['concurrency']}")
+        + f": {run['count']:,} in {run['wall_s']}s = {run['per_s']:,}/s; "
         f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, max {run['max_ms']} ms; non-200 {run['non_200']}; "
         f"server CPU {run.get('server_cpu_utilisation')}, client CPU {run.get('client_cpu_utilisation')}"
         + (f"; mismatches {run['mismatches']}" if "mismatches" in run else "")
@@ -560,17 +572,22 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
     answers = {}
 
     def answer(e):
-        obligations = repo.obligations_for(e["subject"], AS_OF, e["activity"])
-        known = bool(obligations) or repo.known(e["subject"])
+        obligations, known = repo.check_reads(e["subject"], AS_OF, e["activity"])
         answers[id(e)] = eligibility_answer(e["subject"], e["activity"], AS_OF, known, obligations, vocab)
+
+    def group_of_8(e):
+        if id(e) % 8 == 0:  # every 8th entry appends 8: the mean is per decision
+            service.decisions.append_many([("system:bench", {"subject": e["subject"], "activity": e["activity"],
+                                                             "as_of": AS_OF}, answers[id(e)], revisions)] * 8)
 
     revisions = service.history.at(AS_OF).revisions
     parts = [
         timed("key lookup (keys.principal)", lambda e: service.keys.principal(key)),
-        timed("obligations read (repository.obligations_for)", lambda e: repo.obligations_for(e["subject"], AS_OF, e["activity"])),
-        timed("subject known (repository.known)", lambda e: repo.known(e["subject"])),
+        timed("obligations + known, one statement (repository.check_reads)",
+              lambda e: repo.check_reads(e["subject"], AS_OF, e["activity"])),
         timed("read + answer (no log)", answer),
-        timed("decision-log append (decisions.append)",
+        timed("decision-log group commit of 8 (decisions.append_many), per decision", group_of_8),
+        timed("decision-log append alone (decisions.append)",
               lambda e: service.decisions.append("system:bench", {"subject": e["subject"], "activity": e["activity"],
                                                                   "as_of": AS_OF}, answers[id(e)], revisions)),
         timed("response model + JSON (EligibilityAnswer)",
@@ -625,12 +642,11 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 
 _SERVER_BUCKETS = [
-    ("authentication: api.deps.get_principal (key lookup)", "api/deps.py", "get_principal"),
-    ("Service.eligibility", "store/service.py", "eligibility"),
-    ("  obligations read (Repository.obligations_for)", "store/repository.py", "obligations_for"),
-    ("  subject known (Repository.known)", "store/repository.py", "known"),
+    ("authentication: api.deps.authenticate (key lookup)", "api/deps.py", "authenticate"),
+    ("Service.eligibility_logged (reads + answer; the log is awaited)", "store/service.py", "_answer"),
+    ("  obligations + known (Repository.check_reads)", "store/repository.py", "check_reads"),
     ("  answer (engine.eligibility.eligibility_answer)", "engine/eligibility.py", "eligibility_answer"),
-    ("  decision-log append (DecisionLog.append)", "store/decisions.py", "append"),
+    ("decision-log group commit (DecisionLog.append_many)", "store/decisions.py", "append_many"),
     ("SQLAlchemy Connection.execute (build, compile-cache, run)", "sqlalchemy/engine/base.py", "execute"),
     ("  DB driver: sqlite3 Cursor.execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
     ("  DB driver: sqlite3 commit", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
@@ -831,7 +847,7 @@ def run_backend(backend: str, args, population: Path, generate_s: float | None, 
                                                   if report["import"].get("seconds") else None)
         key = create_key(url)
         say(f"[{backend}] system key created")
-        total = args.warmup + args.checks + args.latency_checks
+        total = args.warmup + args.checks + args.latency_checks + args.rate_checks
         entries, info = build_requests(population, args.subjects, total, min(args.pool, args.subjects),
                                        args.listed_share, args.seed)
         report["requests"] = info
@@ -855,6 +871,15 @@ def run_backend(backend: str, args, population: Path, generate_s: float | None, 
         say(f"[{backend}] service ready in {ready:.1f}s (RSS {_mb(server.status().get('VmRSS'))} MB)")
         first = smoke(server.base + "/v1/eligibility", key, entries[0])
         run = measure_server(server, "/v1/eligibility", key, requests_file, entries, sanity=True, **measure)
+        if args.rate_checks:  # open loop at a fixed share of what the service just sustained
+            measure["rate"] = args.rate or round(run["load"]["per_s"] * args.rate_share, -1)
+            measure["rate_checks"] = args.rate_checks
+            say(f"{server.name}: {args.rate_checks:,} checks sent open loop at {measure['rate']:,.0f}/s ...")
+            run["rate"] = loadgen(server, "/v1/eligibility", key, requests_file, checks=args.rate_checks,
+                                  concurrency=OPEN_LOOP_CONNECTIONS, rate=measure["rate"],
+                                  offset=args.warmup + args.checks + args.latency_checks, label="rate",
+                                  sanity=True, client=args.client, max_seconds=args.max_seconds, out_dir=out_dir)
+            _report_run(server.name, run["rate"])
         run["ready_s"] = round(ready, 1)
         run["sample_answer"] = first
         server.stop()
@@ -911,6 +936,11 @@ def _summary(report: dict) -> dict:
         "eligibility_c1_p50_ms": el.get("c1", {}).get("p50_ms"),
         "eligibility_c1_p99_ms": el.get("c1", {}).get("p99_ms"),
         "eligibility_c1_per_s": el.get("c1", {}).get("per_s"),
+        "open_loop_rate_per_s": el.get("rate", {}).get("rate"),
+        "eligibility_open_loop_p50_ms": el.get("rate", {}).get("p50_ms"),
+        "eligibility_open_loop_p99_ms": el.get("rate", {}).get("p99_ms"),
+        "bare_open_loop_p50_ms": bare.get("rate", {}).get("p50_ms"),
+        "bare_open_loop_p99_ms": bare.get("rate", {}).get("p99_ms"),
         "bare_p50_ms": bare.get("load", {}).get("p50_ms"),
         "bare_p99_ms": bare.get("load", {}).get("p99_ms"),
         "bare_checks_per_s": bare.get("load", {}).get("per_s"),
@@ -936,6 +966,8 @@ def _summary(report: dict) -> dict:
         f"p99_le_{TARGET_P99_MS:g}ms_at_c{s['concurrency']}": _le(s["eligibility_p99_ms"], TARGET_P99_MS),
         f"p50_le_{TARGET_P50_MS:g}ms_at_c1": _le(s["eligibility_c1_p50_ms"], TARGET_P50_MS),
         f"p99_le_{TARGET_P99_MS:g}ms_at_c1": _le(s["eligibility_c1_p99_ms"], TARGET_P99_MS),
+        f"p50_le_{TARGET_P50_MS:g}ms_open_loop": _le(s["eligibility_open_loop_p50_ms"], TARGET_P50_MS),
+        f"p99_le_{TARGET_P99_MS:g}ms_open_loop": _le(s["eligibility_open_loop_p99_ms"], TARGET_P99_MS),
         "ratio_ge_0.5": None if s.get("ratio") is None else s["ratio"] >= TARGET_RATIO,
     }
     return s
@@ -948,7 +980,7 @@ def _le(value, limit):
 def _problems(report: dict) -> list[str]:
     problems = []
     for name, run in report.get("runs", {}).items():
-        for phase in ("load", "c1"):
+        for phase in ("load", "c1", "rate"):
             r = run.get(phase, {})
             if r.get("non_200"):
                 problems.append(f"{name}/{phase}: {r['non_200']} non-200 responses: {r.get('non_200_samples')}")
@@ -1045,6 +1077,10 @@ def print_table(report: dict) -> None:
     row("  p50 ms (c1)", "c1", "p50_ms", "{:.2f}")
     row("  p99 ms (c1)", "c1", "p99_ms", "{:.2f}")
     row("  max ms (c1)", "c1", "max_ms", "{:.1f}")
+    row("open loop: checks sent per second", "rate", "rate", "{:,.0f}")
+    row("  p50 ms (open loop)", "rate", "p50_ms", "{:.2f}")
+    row("  p99 ms (open loop)", "rate", "p99_ms", "{:.2f}")
+    row("  max ms (open loop)", "rate", "max_ms", "{:.1f}")
     row("checks measured (c{}/c1)".format(c), "load", "count")
     row("non-200 responses", "load", "non_200")
     row("answers differing from the engine", "load", "mismatches")
@@ -1089,6 +1125,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1_000)
     parser.add_argument("--latency-checks", type=int, default=3_000, help="measured checks at concurrency 1")
+    parser.add_argument("--rate-checks", type=int, default=10_000,
+                        help="checks sent open loop at a fixed rate, after the closed-loop runs (0: skip)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="the open-loop rate (default: --rate-share of the service's own throughput at "
+                             "--concurrency; the bare apps get the same rate)")
+    parser.add_argument("--rate-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=None, help="population seed (default: bench.population's)")
     parser.add_argument("--pool", type=int, default=20_000, help="distinct subjects the checks are drawn from")
     parser.add_argument("--listed-share", type=float, default=0.2, help="share of listed subjects in the pool")
