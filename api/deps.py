@@ -58,7 +58,8 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
     async def check(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-        principal = authenticate(request.app.state.service, credentials)
+        service = request.app.state.service
+        principal = await service.read(authenticate, service, credentials)
         if principal.role not in allowed:
             raise ApiError("forbidden",
                            f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
