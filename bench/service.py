@@ -575,8 +575,11 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
         obligations, known = repo.check_reads(e["subject"], AS_OF, e["activity"])
         answers[id(e)] = eligibility_answer(e["subject"], e["activity"], AS_OF, known, obligations, vocab)
 
+    seen = [0]
+
     def group_of_8(e):
-        if id(e) % 8 == 0:  # every 8th entry appends 8: the mean is per decision
+        seen[0] += 1
+        if seen[0] % 8 == 0:  # every 8th entry appends 8 at once: the mean is per decision
             service.decisions.append_many([("system:bench", {"subject": e["subject"], "activity": e["activity"],
                                                              "as_of": AS_OF}, answers[id(e)], revisions)] * 8)
 
