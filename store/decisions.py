@@ -23,9 +23,23 @@ __all__ = ["GENESIS", "DecisionLog", "entry_hash"]
 GENESIS = "0" * 64
 
 
+def canonical(value) -> str:
+    """The one JSON spelling that is hashed: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def entry_hash(prev_hash: str, entry: dict) -> str:
-    canonical = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+    return _digest(prev_hash, canonical(entry))
+
+
+def _digest(prev_hash: str, canonical_entry: str) -> str:
+    return hashlib.sha256((prev_hash + canonical_entry).encode("utf-8")).hexdigest()
+
+
+def _canonical_entry(parts: dict[str, str]) -> str:
+    """canonical(entry) assembled from its fields' canonical JSON, each serialised once: the
+    same text, since canonical() sorts keys and the top-level keys are joined here in order."""
+    return "{" + ",".join(f'"{key}":{parts[key]}' for key in sorted(parts)) + "}"
 
 
 def _body(d) -> dict:
@@ -56,8 +70,8 @@ class DecisionLog:
             return []
         mark = param_mark(self.engine)
         json_mark = mark if mark == "?" else "%s::json"
-        dumps = json.dumps
         stored, rows = [], []
+        spelt: dict[int, str] = {}  # the revisions of one era are one dict: serialise it once
         with driver_cursor(self.engine) as cursor:
             cursor.execute(f"UPDATE chain_head SET seq = seq + {mark} WHERE id = 1 RETURNING seq, hash", (len(items),))
             head = cursor.fetchone()
@@ -68,9 +82,14 @@ class DecisionLog:
             for seq, (caller, request, answer, revisions) in enumerate(items, start=last_seq - len(items) + 1):
                 entry = {"id": str(uuid.uuid4()), "seq": seq, "created_at": created_at, "caller": caller,
                          "request": request, "answer": answer, "revisions": revisions}
-                digest = entry_hash(prev_hash, entry)
-                rows.append((seq, entry["id"], created_at, caller, dumps(request, ensure_ascii=False),
-                             dumps(answer, ensure_ascii=False), dumps(revisions, ensure_ascii=False), prev_hash, digest))
+                if id(revisions) not in spelt:
+                    spelt[id(revisions)] = canonical(revisions)
+                parts = {"id": canonical(entry["id"]), "seq": str(seq), "created_at": canonical(created_at),
+                         "caller": canonical(caller), "request": canonical(request), "answer": canonical(answer),
+                         "revisions": spelt[id(revisions)]}
+                digest = _digest(prev_hash, _canonical_entry(parts))
+                rows.append((seq, entry["id"], created_at, caller, parts["request"], parts["answer"], parts["revisions"],
+                             prev_hash, digest))
                 stored.append({**entry, "prev_hash": prev_hash, "hash": digest})
                 prev_hash = digest
             cursor.executemany(

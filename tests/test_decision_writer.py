@@ -4,13 +4,14 @@ import asyncio
 import sqlite3
 
 import pytest
+from hypothesis import given, strategies as st
 from sqlalchemy import text
 
 import engine
 from store.checkpointer import WalCheckpointer
 from store.db import make_engine, migrate
 from store.decision_writer import DecisionWriter
-from store.decisions import DecisionLog
+from store.decisions import DecisionLog, _canonical_entry, canonical
 from store.driver import StoreUnavailable
 from store.service import Service
 from store.settings import Settings
@@ -195,3 +196,19 @@ def test_a_lost_connection_is_store_unavailable_and_the_next_check_gets_a_fresh_
         service.repository.check_reads(org_code(1), AS_OF)
     assert caught.value.code == "store_unavailable"
     assert service.repository.check_reads(org_code(1), AS_OF) == ([], False)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                     max_leaves=12)
+
+
+@given(caller=st.text(max_size=12), request=_json, answer=_json, revisions=st.dictionaries(st.text(max_size=6), st.text()),
+       seq=st.integers(min_value=1, max_value=10**12))
+def test_the_entry_spelt_from_its_parts_is_the_canonical_entry(caller, request, answer, revisions, seq):
+    """append_many hashes an entry assembled from each field serialised once; verify re-serialises
+    the whole entry. Both must be the same text, or every chain would read as broken."""
+    entry = {"id": "0b5b3d9e-6a39-4f57-9d3a-2f0b1b5c9e11", "seq": seq, "created_at": "2025-06-30T08:00:00.000+00:00",
+             "caller": caller, "request": request, "answer": answer, "revisions": revisions}
+    parts = {key: canonical(value) for key, value in entry.items()}
+    assert _canonical_entry(parts) == canonical(entry)
