@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from .driver import driver_cursor, param_mark
+from .driver import param_mark, read
 from .models import ApiKey
 from .repository import now_iso
 
@@ -53,11 +53,9 @@ class KeyStore:
         """The key's principal, or None (unknown or revoked). Every request pays for this read,
         so it is one DB-API statement on the unique key_hash index (store/driver.py)."""
         mark = param_mark(self.engine)
-        with driver_cursor(self.engine, reads_only=True) as cursor:
-            cursor.execute(f"SELECT id, name, role, department FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
-                           (_digest(key), False))
-            row = cursor.fetchone()
-        return None if row is None else Principal(*row)
+        _, rows = read(self.engine, f"SELECT id, name, role, department FROM api_keys "
+                                    f"WHERE key_hash = {mark} AND revoked = {mark}", (_digest(key), False))
+        return Principal(*rows[0]) if rows else None
 
     def revoke(self, key_id: int) -> bool:
         """Revoke a key by id; it stops working at once. False if there is no such key."""

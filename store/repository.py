@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, or_, select
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
 
-from .driver import driver_cursor, param_mark
+from .driver import param_mark, read
 from .bulk import dumps, insert_many, select_in, upsert_many
 from .changefeed import diff_obligations
 from .models import CatalogState, ObligationChange, ObligationRow, RecordRow, Subject
@@ -225,11 +225,7 @@ class Repository:
         joined from a one-row select so that a known subject without obligations still
         returns a row (with NULL obligation columns).
         """
-        sql = self._check_sql()
-        with driver_cursor(self.engine, reads_only=True) as cursor:
-            cursor.execute(sql, (target, target, as_of, as_of))
-            names = [d[0] for d in cursor.description]
-            fetched = cursor.fetchall()
+        names, fetched = read(self.engine, self._check_sql(), (target, target, as_of, as_of))
         rows = [dict(zip(names[1:], row[1:])) for row in fetched if row[1] is not None]  # row[1]: o.id
         known = bool(rows) or any(row[0] for row in fetched)
         if activity is not None:  # a subject has few obligations: filtering here beats a LIKE in SQL
@@ -264,7 +260,5 @@ class Repository:
 
     def known(self, code: str) -> bool:
         self._check_sql()
-        with driver_cursor(self.engine, reads_only=True) as cursor:
-            cursor.execute(self._sql_cache["known"], (code,))
-            return cursor.fetchone() is not None
+        return bool(read(self.engine, self._sql_cache["known"], (code,))[1])
 

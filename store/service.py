@@ -23,6 +23,7 @@ from engine.resources import default_rulebook_dir
 
 from .checkpointer import WalCheckpointer
 from .db import make_engine, migrate
+from .driver import close_readers
 from .decision_writer import DecisionWriter
 from .decisions import DecisionLog
 from .keys import KeyStore
@@ -79,6 +80,7 @@ class Service:
         self.decision_writer.close()
         if self.checkpointer is not None:
             self.checkpointer.stop()
+        close_readers(self.engine)
         self.engine.dispose()
 
     # -- the catalog over time ----------------------------------------------------------------

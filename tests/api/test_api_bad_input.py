@@ -182,7 +182,7 @@ def test_an_unexpected_failure_is_a_500_with_nothing_inside(app, keys):
     with TestClient(app, raise_server_exceptions=False) as client:
         key = app.state.service.keys.create("admin", "ops")
         app.dependency_overrides[get_service] = lambda: Broken()
-        response = client.post("/v1/eligibility", json=OK, headers=auth(key))
+        response = client.get(f"/v1/subjects/{VIOLATOR}/actions", headers=auth(key))
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error" and "secret" not in response.text
 

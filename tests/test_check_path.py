@@ -1,7 +1,9 @@
-"""The decision log's group commit, the checks' single-statement read and SQLite's background
-checkpoints, on a real SQLite file and a real PostgreSQL database."""
+"""What every eligibility check goes through: the decision log's group commit, the single-statement
+read, SQLite's per-thread read connections and background checkpoints, a lost connection; on a
+real SQLite file and a real PostgreSQL database."""
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 from hypothesis import given, strategies as st
@@ -12,7 +14,9 @@ from store.checkpointer import WalCheckpointer
 from store.db import make_engine, migrate
 from store.decision_writer import DecisionWriter
 from store.decisions import DecisionLog, _canonical_entry, canonical
+from store import driver
 from store.driver import StoreUnavailable
+from store.keys import KeyStore
 from store.service import Service
 from store.settings import Settings
 
@@ -212,3 +216,32 @@ def test_the_entry_spelt_from_its_parts_is_the_canonical_entry(caller, request, 
              "caller": caller, "request": request, "answer": answer, "revisions": revisions}
     parts = {key: canonical(value) for key, value in entry.items()}
     assert _canonical_entry(parts) == canonical(entry)
+
+
+def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    eng = make_engine(url)
+    migrate(eng)
+    keys = KeyStore(eng)
+    key = keys.create("system", "p")
+    seen: dict[str, object] = {}
+
+    def look(name):
+        assert keys.principal(key) is not None
+        seen[name] = driver._readers[eng].connection
+
+    look("main")
+    thread = threading.Thread(target=look, args=("other",))
+    thread.start()
+    thread.join()
+    assert seen["main"] is not seen["other"] and eng.pool.checkedout() == 0
+    look("again")
+    assert seen["again"] is seen["main"]  # kept, not taken from the pool each time
+    with eng.begin() as c:  # a commit on another connection is seen by the next read
+        c.execute(text("UPDATE api_keys SET revoked = :t"), {"t": True})
+    assert keys.principal(key) is None
+    driver.close_readers(eng)
+    with pytest.raises(sqlite3.ProgrammingError):  # closed, every thread's
+        seen["other"].execute("SELECT 1")
+    assert keys.principal(key) is None  # a new one is opened on demand
+    eng.dispose()
