@@ -322,7 +322,10 @@ def _service():
 
 @app.command("import")
 def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL, YAML, CSV or XLSX files.")],
-                   batch: Annotated[int, typer.Option(help="Subjects per transaction.")] = 5000) -> None:
+                   batch: Annotated[int, typer.Option(help="Subjects per transaction.")] = 5000,
+                   workers: Annotated[int | None, typer.Option(
+                       help="Processes running the rules beside the one reading and writing "
+                            "(default: one per CPU; 0: all in one process).")] = None) -> None:
     """Import subject bundles into the store (JOINTCREDIT_DATABASE_URL) and bring obligations up to date."""
     import time
 
@@ -345,7 +348,7 @@ def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL
             if not err.is_terminal and seen[0] % (batch * 10) < n:
                 err.print(f"imported {seen[0]:,} subjects ({rate:,.0f}/s)")
 
-        report = import_files(service, files, progress=advance, batch_size=batch)
+        report = import_files(service, files, progress=advance, batch_size=batch, workers=workers)
     for line in report.errors:
         err.print(line, markup=False, highlight=False, style="red")
     out.print(f"imported {report.subjects:,} subjects, {report.records:,} records from {report.files} file(s); "

@@ -6,14 +6,16 @@ migrations, never by `create_all`, so a database made today upgrades tomorrow.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
-__all__ = ["make_engine", "migrate", "session_factory", "MIGRATIONS"]
+__all__ = ["make_engine", "migrate", "session_factory", "import_pragmas", "MIGRATIONS"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -38,6 +40,34 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+
+
+# SQLite page cache for a bulk import's connections (KiB; allocated as used). The default 2 MB
+# holds little of the obligations' five random-order indexes (~85 MB per 100k subjects), so
+# each insert re-reads index pages: 18.5 µs per obligation row at 100k subjects with the
+# default, 11.5 µs with 256 MB (measured). 1 GiB covers the indexes of ~1M subjects.
+IMPORT_CACHE_KIB = 1 << 20
+
+
+@contextmanager
+def import_pragmas(engine: Engine) -> Iterator[None]:
+    """Connections opened meanwhile get IMPORT_CACHE_KIB of page cache (SQLite; nothing else
+    changes, durability included). Pooled connections are closed at both ends, so the cache is
+    given back after the import."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+
+    def bigger_cache(dbapi_connection, _record) -> None:
+        dbapi_connection.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+
+    event.listen(engine, "connect", bigger_cache)
+    engine.dispose()
+    try:
+        yield
+    finally:
+        event.remove(engine, "connect", bigger_cache)
+        engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

@@ -3,11 +3,13 @@
 Idempotent by record id (a record imported twice is stored once, the later version wins).
 Every bundle or row is validated; bad ones are reported with file, line or row and reason
 and do not stop or spoil the rest. Obligations of the imported subjects (and of subjects
-linked to them) are brought up to date batch by batch, so an interrupted import leaves
-consistent data behind.
+linked to them) are brought up to date batch by batch, the rules running in worker processes
+(store/pool.py) while this process parses and writes; see _Pipeline for what an interrupted
+import leaves behind.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -16,6 +18,8 @@ from engine.bundle import Bundle, read_bundles
 from engine.errors import BundleError
 from engine.sheets import SheetRowError, read_sheet
 
+from .db import import_pragmas
+from .pool import InlinePool, RulePool
 from .service import Service
 
 __all__ = ["ImportReport", "import_files", "iter_file"]
@@ -49,21 +53,9 @@ def iter_file(path: Path, service: Service) -> Iterator[Bundle | str]:
             yield item
 
 
-def import_files(service: Service, paths: Iterable[str | Path], progress: Callable[[int], None] | None = None,
-                 batch_size: int = BATCH) -> ImportReport:
-    report = ImportReport()
+def _batches(paths: Iterable[str | Path], service: Service, report: ImportReport,
+             batch_size: int) -> Iterator[list[Bundle]]:
     batch: list[Bundle] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        report.refreshed += service.save(list(batch))["refreshed"]
-        report.subjects += len(batch)
-        report.records += sum(len(b.records) for b in batch)
-        if progress:
-            progress(len(batch))
-        batch.clear()
-
     for raw in paths:
         path = Path(raw)
         report.files += 1
@@ -76,6 +68,81 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
                 continue
             batch.append(item)
             if len(batch) >= batch_size:
-                flush()
-        flush()
+                yield batch
+                batch = []
+        if batch:  # a file's last bundles are stored before the next file is read, as before
+            yield batch
+            batch = []
+
+
+class _Pipeline:
+    """Batches through save -> read back -> rules -> write, the rules of batch k running in the
+    pool while the parent writes batch k-1 and reads batch k+1.
+
+    Batch k's records are saved before batch k-1's obligations are written, so an import
+    stopped half way can leave the records of its last two batches without their obligations;
+    importing the same files again completes them (saving is idempotent). The first batch runs
+    in this process, and a small import (one batch) never starts a pool.
+    """
+
+    def __init__(self, service: Service, report: ImportReport, progress: Callable[[int], None] | None,
+                 workers: int):
+        self.service, self.report, self.progress, self.workers = service, report, progress, workers
+        self.inline = InlinePool(service.history)
+        self.pool: RulePool | InlinePool | None = None
+        self.pending: tuple | None = None
+
+    def push(self, batch: list[Bundle]) -> None:
+        pool = self.pool or self.inline
+        saved = self.service.repository.save_batch(batch)
+        codes = self.service.materialiser.affected(saved.subjects)
+        rows = list(self.service.repository.load_rows(codes, saved).values())
+        future = pool.submit(rows)
+        self.finish()
+        self.pending = (codes, future, len(rows), len(batch), sum(len(b.records) for b in batch))
+        if pool is self.inline:
+            self.finish()
+            if self.workers > 0:  # more than one batch: worth the workers' start-up from here on
+                self.pool = RulePool(self.service.rulebook_store.publications(), self.workers)
+
+    def finish(self) -> None:
+        if self.pending is None:
+            return
+        codes, future, refreshed, subjects, records = self.pending
+        self.pending = None
+        self.service.materialiser.store(codes, future.result())
+        self.report.refreshed += refreshed
+        self.report.subjects += subjects
+        self.report.records += records
+        if self.progress:
+            self.progress(subjects)
+
+    def close(self, *, failed: bool) -> None:
+        if self.pool is not None:
+            self.pool.close(cancel=failed)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (taskset and container limits included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def import_files(service: Service, paths: Iterable[str | Path], progress: Callable[[int], None] | None = None,
+                 batch_size: int = BATCH, workers: int | None = None) -> ImportReport:
+    """Import `paths`; `workers`: processes that run the rules (None: one per CPU; 0: none, all
+    in this process)."""
+    report = ImportReport()
+    pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
+    failed = True
+    with service.write_lock, import_pragmas(service.engine):
+        try:
+            for batch in _batches(paths, service, report, batch_size):
+                pipeline.push(batch)
+            pipeline.finish()
+            failed = False
+        finally:
+            pipeline.close(failed=failed)
     return report

@@ -9,7 +9,7 @@ from engine.timeline import ObligationInterval
 
 from .history import CatalogHistory
 from .repository import Repository
-from .rows import intervals, materialise
+from .rows import Materialised, intervals, materialise
 
 __all__ = ["Materialiser"]
 
@@ -37,6 +37,18 @@ class Materialiser:
         for start in range(0, len(ordered), self.BATCH):
             done += self._refresh_batch(ordered[start:start + self.BATCH], cause=cause)
         return done
+
+    def affected(self, touched: Iterable[str]) -> list[str]:
+        """`touched` and the subjects linked to them, in the order refresh does them."""
+        touched = set(touched)
+        return sorted(touched | self.repository.linked_codes(touched))
+
+    def store(self, codes: list[str], computed: list[Materialised], cause: dict | None = None) -> None:
+        """Write rows computed elsewhere (store/pool.py) for `codes`, in refresh's batches."""
+        by_code = {m.code: m for m in computed}
+        for start in range(0, len(codes), self.BATCH):
+            chunk = codes[start:start + self.BATCH]
+            self.repository.replace_obligations(chunk, [by_code[c] for c in chunk if c in by_code], None, cause)
 
     def _refresh_batch(self, codes: list[str], generation: int | None = None, cause: dict | None = None) -> int:
         bundles = self.repository.load_bundles(codes)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Iterable, Iterator
 
 from sqlalchemy import Engine, delete, func, or_, select
@@ -22,7 +24,7 @@ from .changefeed import diff_obligations
 from .models import CatalogState, ObligationChange, ObligationRow, RecordRow, Subject
 from .rows import CHANGE_COLUMNS, OBLIGATION_COLUMNS, Materialised, as_dicts
 
-__all__ = ["Repository", "now_iso"]
+__all__ = ["Repository", "Saved", "BundleRows", "bundle_of", "now_iso"]
 
 _RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "type", "other", "status", "start",
                   "expires_on", "status_on", "department", "document")
@@ -35,6 +37,27 @@ _KIND, _OTHER = _LOAD_COLUMNS.index("kind"), _LOAD_COLUMNS.index("other")
 # what the change feed compares (store/changefeed.py)
 _DIFF_COLUMNS = ("obligation_key", "source_subject", "target_code", "target_relation", "measure", "rule", "department",
                  "status", "effects", "provenance", "valid_from", "valid_until")
+
+
+@dataclass
+class Saved:
+    """One save_batch: the rows written (subjects and records, as upserted) and the codes of the
+    subjects that were not in the store before it."""
+
+    subjects: dict[str, tuple]  # code -> _SUBJECT_COLUMNS
+    records: dict[tuple[str, str], tuple]  # (code, record id) -> _RECORD_COLUMNS
+    new: set[str]
+
+
+# a subject row (code, kind, name), its record rows (_LOAD_COLUMNS) in id order, and the rows
+# of the subjects its relation records point to, one per such record
+BundleRows = tuple[tuple, list[tuple], list[tuple]]
+
+
+def bundle_of(rows: BundleRows) -> Bundle:
+    subject, records, related = rows
+    return Bundle(subject=BundleSubject(*subject), records=[_record(r) for r in records],
+                  related=[Bundle(subject=BundleSubject(*other), records=[]) for other in related])
 
 
 def now_iso() -> str:
@@ -58,6 +81,10 @@ class Repository:
     # -- subjects and records ----------------------------------------------------------------
     def save_bundles(self, bundles: list[Bundle]) -> set[str]:
         """Upsert subjects and their records (idempotent by record id). Returns the codes touched."""
+        return set(self.save_batch(bundles).subjects)
+
+    def save_batch(self, bundles: list[Bundle]) -> Saved:
+        """save_bundles, keeping what was written and which subjects the store did not know before."""
         stamp = now_iso()
         subjects: dict[str, tuple] = {}
         records: dict[tuple[str, str], tuple] = {}
@@ -70,40 +97,57 @@ class Repository:
                 for r in item.records:
                     records[(s.code, r.id)] = (s.code, r.id, dumps(r.to_dict()), *[getattr(r, f) for f in _RECORD_FIELDS])
         with self.engine.begin() as c:
+            stored = {row[0] for row in select_in(c, "SELECT code FROM subjects WHERE code IN ({in})", list(subjects))}
             upsert_many(c, Subject.__table__, _SUBJECT_COLUMNS, ("code",), list(subjects.values()))
             upsert_many(c, RecordRow.__table__, _RECORD_COLUMNS, ("subject_code", "record_id"), list(records.values()))
-        return set(subjects)
+        return Saved(subjects, records, set(subjects) - stored)
 
     def load_bundle(self, code: str) -> Bundle | None:
         return self.load_bundles([code]).get(code)
 
-    def load_bundles(self, codes: Iterable[str]) -> dict[str, Bundle]:
-        """Bundles of many subjects, in code order (subjects, records, linked subjects)."""
+    def load_bundles(self, codes: Iterable[str], saved: Saved | None = None) -> dict[str, Bundle]:
+        """Bundles of many subjects, in code order, records in id order (see load_rows)."""
+        return {code: bundle_of(rows) for code, rows in self.load_rows(codes, saved).items()}
+
+    def load_rows(self, codes: Iterable[str], saved: Saved | None = None) -> dict[str, BundleRows]:
+        """What bundle_of needs for each of `codes` that is stored, in code order; plain tuples,
+        cheap to send to another process.
+
+        Subjects that `saved` (the batch just saved) brought into the store are taken from
+        what was written, not read back: their records are exactly the batch's. Related
+        subjects are looked up either way (they may be stored by other batches)."""
         codes = sorted(set(codes))
         if not codes:
             return {}
+        new = saved.new if saved is not None else set()
         with self.engine.connect() as c:
             subjects = {row[0]: row for row in select_in(c, "SELECT code, kind, name FROM subjects WHERE code IN ({in})",
-                                                         codes)}
+                                                         [code for code in codes if code not in new])}
             rows_by_subject: dict[str, list] = {}
-            for row in select_in(c, f"SELECT {', '.join(_LOAD_COLUMNS)} FROM records WHERE subject_code IN ({{in}}) "
-                                    "ORDER BY subject_code, record_id", list(subjects)):
+            for row in select_in(c, f"SELECT {', '.join(_LOAD_COLUMNS)} FROM records WHERE subject_code IN ({{in}})",
+                                 list(subjects)):
                 rows_by_subject.setdefault(row[0], []).append(row)
+            for rows in rows_by_subject.values():  # in Python: the same order whatever the database's collation
+                rows.sort(key=itemgetter(1))
+            if new:
+                subjects.update({code: saved.subjects[code][:3] for code in new})
+                for key in sorted(k for k in saved.records if k[0] in new):
+                    values = saved.records[key]
+                    rows_by_subject.setdefault(key[0], []).append((values[0], values[1], *values[3:]))
             others = sorted({r[_OTHER] for rows in rows_by_subject.values() for r in rows
                              if r[_KIND] == "relation" and r[_OTHER]} - set(subjects))
             related = dict(subjects)
             related.update({row[0]: row for row in select_in(c, "SELECT code, kind, name FROM subjects WHERE code IN ({in})",
                                                              others)})
-        bundles = {}
+        out = {}
         for code in codes:
             subject = subjects.get(code)
             if subject is None:
                 continue
             rows = rows_by_subject.get(code, [])
-            linked = [Bundle(subject=BundleSubject(*related[r[_OTHER]]), records=[])
-                      for r in rows if r[_KIND] == "relation" and r[_OTHER] in related]
-            bundles[code] = Bundle(subject=BundleSubject(*subject), records=[_record(r) for r in rows], related=linked)
-        return bundles
+            out[code] = (tuple(subject), rows, [tuple(related[r[_OTHER]]) for r in rows
+                                                if r[_KIND] == "relation" and r[_OTHER] in related])
+        return out
 
     def subject(self, code: str) -> dict | None:
         bundle = self.load_bundle(code)

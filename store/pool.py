@@ -1,0 +1,103 @@
+"""Materialising in worker processes, for large imports.
+
+Running the rules over a subject's history (store/rows.py) is most of an import's CPU and needs
+no database, while parsing and database I/O need no rules: with the rules in worker processes
+the parent parses and writes one batch while the workers evaluate the next. Each worker
+compiles the catalog history once from the same publications as the service (durable-rules
+rulesets live in the process that registered them, so they cannot be shipped), receives
+bundles as the rows they are read from and sends back Materialised rows: plain tuples both
+ways, because pickling the Bundle dataclasses cost the parent ~65 µs a subject.
+
+Workers are spawned, not forked: the parent holds database connections, a durable-rules Host
+and threads, none of which survive a fork reliably. Workers ignore SIGINT so that Ctrl-C
+reaches only the parent, which then shuts the pool down.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from types import SimpleNamespace
+
+from .history import CatalogHistory
+from .repository import BundleRows, bundle_of
+from .rows import Materialised, materialise
+
+__all__ = ["RulePool", "InlinePool"]
+
+_history: CatalogHistory | None = None  # the worker's own, built by _start
+
+
+def _start(publications: list[tuple[str, str, str | None]]) -> None:
+    global _history
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
+    from catalog.vocabulary import load_vocabulary
+
+    pubs = [SimpleNamespace(name=n, text=t, effective_from=f) for n, t, f in publications]
+    _history = CatalogHistory.build(pubs, load_vocabulary())
+
+
+def _work(rows: list[BundleRows]) -> list[Materialised]:
+    return [materialise(_history, bundle_of(r)) for r in rows]
+
+
+def _warm() -> int:
+    return len(_history.eras)
+
+
+class InlinePool:
+    """The same interface, computed in this process at submit (small imports, tests)."""
+
+    workers = 1
+
+    def __init__(self, history: CatalogHistory):
+        self.history = history
+
+    def submit(self, rows: list[BundleRows]) -> Future:
+        future: Future = Future()
+        future.set_result([materialise(self.history, bundle_of(r)) for r in rows])
+        return future
+
+    def close(self, *, cancel: bool = False) -> None:
+        pass
+
+
+class RulePool:
+    """`workers` spawned processes; `submit` splits the bundles among them, keeping their order."""
+
+    def __init__(self, publications: list, workers: int):
+        self.workers = workers
+        args = ([(p.name, p.text, p.effective_from) for p in publications],)
+        self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start, initargs=args)
+        for _ in range(workers):  # start compiling now, while the parent gets on with the first batch
+            self._executor.submit(_warm)
+
+    def submit(self, rows: list[BundleRows]) -> Future:
+        """A future of the Materialised rows of the bundles of `rows` (Repository.load_rows), in their order."""
+        size = -(-len(rows) // self.workers) or 1
+        parts = [self._executor.submit(_work, rows[i:i + size]) for i in range(0, len(rows), size)]
+        joined: Future = Future()
+        lock = threading.Lock()  # parts finish in the pool's thread, or here if already done
+
+        def done(_part: Future) -> None:
+            with lock:
+                if joined.done() or not all(p.done() for p in parts):
+                    return
+                try:
+                    joined.set_result([m for p in parts for m in p.result()])
+                except BaseException as exc:  # a worker failed or died: the caller sees it at result()
+                    joined.set_exception(exc)
+
+        for part in parts:
+            part.add_done_callback(done)
+        if not parts:
+            joined.set_result([])
+        return joined
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop the workers; `cancel`: drop the work not started (an import that failed)."""
+        self._executor.shutdown(wait=True, cancel_futures=cancel)
