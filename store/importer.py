@@ -91,8 +91,13 @@ class _Pipeline:
         self.inline = InlinePool(service.history)
         self.pool: RulePool | InlinePool | None = None
         self.pending: tuple | None = None
+        self.started = False  # a batch has been pushed
 
     def push(self, batch: list[Bundle]) -> None:
+        if self.pool is None and self.started and self.workers > 0:
+            # a second batch: the import is worth the workers' start-up (~1 s) from here on
+            self.pool = RulePool(self.service.rulebook_store.publications(), self.workers)
+        self.started = True
         pool = self.pool or self.inline
         saved = self.service.repository.save_batch(batch)
         codes = self.service.materialiser.affected(saved.subjects)
@@ -102,8 +107,6 @@ class _Pipeline:
         self.pending = (codes, future, len(rows), len(batch), sum(len(b.records) for b in batch))
         if pool is self.inline:
             self.finish()
-            if self.workers > 0:  # more than one batch: worth the workers' start-up from here on
-                self.pool = RulePool(self.service.rulebook_store.publications(), self.workers)
 
     def finish(self) -> None:
         if self.pending is None:

@@ -98,6 +98,22 @@ def _row(i: ObligationInterval, details: dict[str, dict]) -> dict:
     }
 
 
+_EFFECTS: dict[tuple, str] = {}  # a measure's effects -> their JSON: a catalog has a few hundred
+
+
+def _effects_json(effects: list[dict]) -> str:
+    key = tuple(tuple(e.items()) for e in effects)
+    try:
+        text = _EFFECTS.get(key)
+    except TypeError:  # a value that cannot be hashed: serialise it every time
+        return dumps(effects)
+    if text is None:
+        if len(_EFFECTS) > 10_000:  # not a catalog's measures any more: do not grow for ever
+            _EFFECTS.clear()
+        text = _EFFECTS[key] = dumps(effects)
+    return text
+
+
 def materialise(history: CatalogHistory, bundle: Bundle) -> Materialised:
     """The rows to store for `bundle`'s subject as a source of obligations."""
     found = intervals(history, bundle)
@@ -106,7 +122,8 @@ def materialise(history: CatalogHistory, bundle: Bundle) -> Materialised:
         return done
     details = _details(bundle)
     rows = [_row(i, details) for i in found]
-    done.rows = [tuple(dumps(r[c]) if c in _JSON else r[c] for c in OBLIGATION_COLUMNS) for r in rows]
+    done.rows = [tuple(_effects_json(r[c]) if c == "effects" else dumps(r[c]) if c in _JSON else r[c]
+                       for c in OBLIGATION_COLUMNS) for r in rows]
     entries = diff_obligations([], rows, at="", generation=0)
     done.added = [tuple(dumps(e[c]) if c in _JSON else e[c] for c in CHANGE_COLUMNS) for e in entries]
     return done
