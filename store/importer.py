@@ -82,21 +82,22 @@ class _Pipeline:
     Batch k's records are saved before batch k-1's obligations are written, so an import
     stopped half way can leave the records of its last two batches without their obligations;
     importing the same files again completes them (saving is idempotent). The first batch runs
-    in this process, and a small import (one batch) never starts a pool.
+    in this process, and a small import (one batch) never starts a pool. import_files holds the
+    service's write lock throughout, so nothing else re-materialises in between.
     """
 
     def __init__(self, service: Service, report: ImportReport, progress: Callable[[int], None] | None,
                  workers: int):
         self.service, self.report, self.progress, self.workers = service, report, progress, workers
         self.inline = InlinePool(service.history)
-        self.pool: RulePool | InlinePool | None = None
+        self.pool: RulePool | None = None
         self.pending: tuple | None = None
         self.started = False  # a batch has been pushed
 
     def push(self, batch: list[Bundle]) -> None:
         if self.pool is None and self.started and self.workers > 0:
             # a second batch: the import is worth the workers' start-up (~1 s) from here on
-            self.pool = RulePool(self.service.rulebook_store.publications(), self.workers)
+            self.pool = RulePool(self.service.history, self.workers)
         self.started = True
         pool = self.pool or self.inline
         saved = self.service.repository.save_batch(batch)
@@ -126,7 +127,7 @@ class _Pipeline:
 
 
 def _cpus() -> int:
-    """CPUs this process may run on (taskset and container limits included)."""
+    """CPUs this process may run on (as taskset or a cpuset limits them)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

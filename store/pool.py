@@ -3,8 +3,8 @@
 Running the rules over a subject's history (store/rows.py) is most of an import's CPU and needs
 no database, while parsing and database I/O need no rules: with the rules in worker processes
 the parent parses and writes one batch while the workers evaluate the next. Each worker
-compiles the catalog history once from the same publications as the service (durable-rules
-rulesets live in the process that registered them, so they cannot be shipped), receives
+compiles the service's catalog history once, era by era from the same rulebook texts
+(durable-rules rulesets live in the process that registered them, so they cannot be shipped), receives
 bundles as the rows they are read from and sends back Materialised rows: plain tuples both
 ways, because pickling the Bundle dataclasses cost the parent ~65 µs a subject.
 
@@ -19,9 +19,8 @@ import os
 import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from types import SimpleNamespace
 
-from .history import CatalogHistory
+from .history import CatalogHistory, Era
 from .repository import BundleRows, bundle_of
 from .rows import Materialised, materialise
 
@@ -30,14 +29,20 @@ __all__ = ["RulePool", "InlinePool"]
 _history: CatalogHistory | None = None  # the worker's own, built by _start
 
 
-def _start(publications: list[tuple[str, str, str | None]]) -> None:
+def _start(eras: list[tuple[str, str | None, dict[str, str]]]) -> None:
     global _history
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
     from catalog.vocabulary import load_vocabulary
+    from engine.compiler import compile_texts
+    from engine.evaluator import Evaluator
 
-    pubs = [SimpleNamespace(name=n, text=t, effective_from=f) for n, t, f in publications]
-    _history = CatalogHistory.build(pubs, load_vocabulary())
+    vocab = load_vocabulary()
+    built = []
+    for start, end, texts in eras:
+        catalog = compile_texts(texts, vocab)
+        built.append(Era(start, end, texts, catalog, Evaluator(catalog)))
+    _history = CatalogHistory(built)
 
 
 def _work(rows: list[BundleRows]) -> list[Materialised]:
@@ -68,9 +73,9 @@ class InlinePool:
 class RulePool:
     """`workers` spawned processes; `submit` splits the bundles among them, keeping their order."""
 
-    def __init__(self, publications: list, workers: int):
+    def __init__(self, history: CatalogHistory, workers: int):
         self.workers = workers
-        args = ([(p.name, p.text, p.effective_from) for p in publications],)
+        args = ([(era.start, era.end, era.texts) for era in history.eras],)
         self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start, initargs=args)
         for _ in range(workers):  # start compiling now, while the parent gets on with the first batch

@@ -158,3 +158,27 @@ def test_a_failed_import_stops_its_workers(tmp_path, monkeypatch):
     finally:
         service.close()
     assert not multiprocessing.active_children()
+
+
+def _second_era(service, day="2022-01-01"):
+    """A revision of one rulebook (a comment added) in force from `day`: two catalog eras."""
+    name, text = sorted(service.history.latest.texts.items())[0]
+    service.rulebook_store.record_publication(name, text + "\n# revised\n", day, actor="test", comment="revised")
+    service.reload_history()
+    assert [era.start for era in service.history.eras][1:] == [day]
+
+
+def test_workers_judge_each_era_by_its_own_catalog(tmp_path, database_url, second_url):
+    objs = population(200)
+    reference, piped = _service(database_url), _service(second_url)
+    try:
+        _second_era(reference)
+        _second_era(piped)
+        save_one_by_one(reference, objs, 50)
+        import_files(piped, [write(tmp_path / "p.jsonl", objs)], batch_size=50, workers=2)
+        want, got = snapshot(reference), snapshot(piped)
+        assert any('"rulebook_revision"' in row for row in want["obligations"])  # clipped at the era's start
+        assert got == want
+    finally:
+        reference.close()
+        piped.close()
