@@ -251,8 +251,10 @@ def run_import(url: str, path: Path) -> dict:
     progress: list[list[float]] = []
     out_lines: list[str] = []
     t0 = time.perf_counter()
+    every_cpu = set(range(os.cpu_count() or 1))  # this process is pinned to the client's CPU: not its children
     proc = subprocess.Popen([JOINTCREDIT, "import", str(path)], cwd=ROOT, env=_env(url), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+                            stderr=subprocess.PIPE, text=True, bufsize=1,
+                            preexec_fn=lambda: os.sched_setaffinity(0, every_cpu))
 
     def pump(stream, sink: list[str], echo: bool) -> None:
         for line in stream:

@@ -53,7 +53,7 @@ class ObligationRow(Base):
     __tablename__ = "obligations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    source_subject: Mapped[str] = mapped_column(String(18), index=True)  # whose records caused it
+    source_subject: Mapped[str] = mapped_column(String(18))  # whose records caused it (indexed with generation)
     target_code: Mapped[str] = mapped_column(String(18))
     target_relation: Mapped[str | None] = mapped_column(String(32))
     measure: Mapped[str] = mapped_column(String(100))
