@@ -16,6 +16,7 @@ from store.service import Service
 from store.settings import Settings
 
 from . import errors
+from .deps import document_bearer
 from .routers import ALL
 
 __all__ = ["create_app"]
@@ -51,4 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in ALL:
         app.include_router(router, prefix="/v1")
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_bearer(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -21,7 +21,7 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "authenticate", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
+__all__ = ["ServiceDep", "authenticate", "document_bearer", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
 # auto_error=False: a missing header is answered by our handler (code, WWW-Authenticate), not FastAPI's.
@@ -47,6 +47,18 @@ def authenticate(service: Service, credentials: HTTPAuthorizationCredentials | N
     return principal
 
 
+def document_bearer(schema: dict) -> dict:
+    """The OpenAPI document with the bearer scheme, required by every operation that can answer
+    401 (all of them): what FastAPI writes itself for a `Depends(HTTPBearer())`."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["HTTPBearer"] = {"type": "http", "scheme": "bearer", "description": _bearer.model.description}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{"HTTPBearer": []}]
+    return schema
+
+
 def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and lets through the given roles and admin,
     refusing everyone else with 403. One dependency, not a chain (service -> principal -> role):
@@ -56,8 +68,10 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
         raise ValueError(f"unknown role(s) {sorted(unknown)}: one of {ROLES}")
     allowed = frozenset(roles) | {"admin"}
 
-    async def check(request: Request,
-                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    async def check(request: Request) -> Principal:
+        # _bearer is called, not declared as a sub-dependency: FastAPI's resolution of one more
+        # dependency cost ~8 µs a request; document_bearer() puts the scheme in the OpenAPI.
+        credentials = await _bearer(request)
         service = request.app.state.service
         principal = await service.read(authenticate, service, credentials)
         if principal.role not in allowed:

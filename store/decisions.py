@@ -23,9 +23,14 @@ __all__ = ["GENESIS", "DecisionLog", "entry_hash"]
 GENESIS = "0" * 64
 
 
+# json.dumps with any option builds a new JSONEncoder per call: a third of the JSON time of an
+# entry spelt in six calls. One encoder, made once, writes the same text.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical(value) -> str:
     """The one JSON spelling that is hashed: sorted keys, no spaces, UTF-8 as is."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def entry_hash(prev_hash: str, entry: dict) -> str:

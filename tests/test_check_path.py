@@ -2,6 +2,7 @@
 read, SQLite's per-thread read connections and background checkpoints, a lost connection; on a
 real SQLite file and a real PostgreSQL database."""
 import asyncio
+import json
 import sqlite3
 import threading
 
@@ -216,6 +217,8 @@ def test_the_entry_spelt_from_its_parts_is_the_canonical_entry(caller, request, 
              "caller": caller, "request": request, "answer": answer, "revisions": revisions}
     parts = {key: canonical(value) for key, value in entry.items()}
     assert _canonical_entry(parts) == canonical(entry)
+    # and the spelling is the one entries have always been hashed with
+    assert canonical(entry) == json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_path):

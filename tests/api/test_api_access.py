@@ -76,6 +76,8 @@ def test_the_docs_need_no_key(client):
     assert {"/v1/eligibility", "/v1/eligibility/batch", "/v1/subjects/{code}", "/v1/subjects/{code}/actions",
             "/v1/subjects/{code}/explain", "/v1/departments/{code}/actions", "/v1/records",
             "/v1/decisions/verify", "/v1/decisions/{decision_id}"} <= set(spec["paths"])
-    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    operations = [op for ops in spec["paths"].values() for op in ops.values()]
+    assert all(op["security"] == [{"HTTPBearer": []}] for op in operations)  # every call needs a key
     example = spec["components"]["schemas"]["EligibilityRequest"]["properties"]["subject"]["examples"]
     assert example == ["91511702MA62X8Q157"]
