@@ -769,10 +769,11 @@ def diagnostics(url: str) -> dict:
 # -- import profile ------------------------------------------------------------------------
 _BUCKETS = [
     ("reading + parsing bundles (engine.bundle)", "engine/bundle.py", "read_bundles"),
-    ("store.repository.save_bundles (subject/record upserts)", "store/repository.py", "save_bundles"),
+    ("store.repository.save_batch (subject/record upserts)", "store/repository.py", "save_batch"),
     ("store.repository.linked_codes", "store/repository.py", "linked_codes"),
-    ("store.repository.load_bundles (read back for materialising)", "store/repository.py", "load_bundles"),
-    ("engine.timeline.obligation_timeline (rules over time)", "engine/timeline.py", "obligation_timeline"),
+    ("store.repository.load_rows (stored subjects read back)", "store/repository.py", "load_rows"),
+    ("store.rows.materialise (rules over time, rows built)", "store/rows.py", "materialise"),
+    ("  of which engine.timeline.obligation_timeline", "engine/timeline.py", "obligation_timeline"),
     ("  of which engine.evaluator.Evaluator.evaluate", "engine/evaluator.py", "evaluate"),
     ("  of which durable-rules assert_fact (adapter)", "engine/adapter.py", "assert_fact"),
     ("store.repository.replace_obligations (DELETE + INSERT obligations)", "store/repository.py", "replace_obligations"),
@@ -789,9 +790,10 @@ def profile_import(backend: str, n: int, seed: int, pg_admin_url: str, run_id: s
     url = db.create()
     prof = RESULTS / f"import-profile-{backend}-{n}.prof"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    say(f"profile: cProfile of `jointcredit import` of {n:,} subjects into {backend} ...")
+    say(f"profile: cProfile of `jointcredit import --workers 0` (the rules in process too) of {n:,} subjects "
+        f"into {backend} ...")
     code = ("import cProfile, sys\nfrom engine.cli import main\nsource, out = sys.argv[1], sys.argv[2]\n"
-            "sys.argv = ['jointcredit', 'import', source]\n"
+            "sys.argv = ['jointcredit', 'import', '--workers', '0', source]\n"
             "p = cProfile.Profile()\np.enable()\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
             "p.disable()\np.dump_stats(out)\n")
     t0 = time.perf_counter()
