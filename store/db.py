@@ -39,7 +39,8 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+    # up to anyio's 40 worker threads read at once (store/service.py read()), beside the rest
+    return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=False)
 
 
 # SQLite page cache for a bulk import's connections (KiB; allocated as used). The default 2 MB

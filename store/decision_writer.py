@@ -19,6 +19,7 @@ import queue
 import threading
 
 from .decisions import DecisionLog
+from .driver import DedicatedConnection
 
 __all__ = ["DecisionWriter"]
 
@@ -83,6 +84,13 @@ class DecisionWriter:
         log.info("decision writer: %d entries in %d group commits", self.entries, self.batches)
 
     def _run(self) -> None:
+        connection = DedicatedConnection(self.decisions.engine)  # never waits behind the pool
+        try:
+            self._loop(connection)
+        finally:
+            connection.close()
+
+    def _loop(self, connection: DedicatedConnection) -> None:
         stopping = False
         while not stopping:
             batch = [self._queue.get()]
@@ -95,11 +103,11 @@ class DecisionWriter:
                 stopping = True
                 batch = [item for item in batch if item is not _STOP]
             if batch:
-                self._write(batch)
+                self._write(batch, connection)
 
-    def _write(self, batch: list) -> None:
+    def _write(self, batch: list, connection: DedicatedConnection) -> None:
         try:
-            stored = self.decisions.append_many([item[0] for item in batch])
+            stored = self.decisions.append_many([item[0] for item in batch], connection=connection)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting check, which answers with an error
             log.exception("decision log append failed for %d entries", len(batch))
             for _, future, loop in batch:

@@ -14,7 +14,7 @@ import uuid
 
 from sqlalchemy import Engine, select, update
 
-from .driver import driver_cursor, param_mark
+from .driver import DedicatedConnection, driver_cursor, param_mark
 from .models import ChainHead, Decision
 from .repository import now_iso
 
@@ -60,7 +60,8 @@ class DecisionLog:
         """Record one answer; returns the stored entry with its id and hash."""
         return self.append_many([(caller, request, answer, revisions)])[0]
 
-    def append_many(self, items: list[tuple[str, dict, dict, dict]]) -> list[dict]:
+    def append_many(self, items: list[tuple[str, dict, dict, dict]], *,
+                    connection: DedicatedConnection | None = None) -> list[dict]:
         """Record several answers (caller, request, answer, revisions) as consecutive links, in one
         transaction; returns the stored entries in the same order.
 
@@ -77,7 +78,7 @@ class DecisionLog:
         json_mark = mark if mark == "?" else "%s::json"
         stored, rows = [], []
         spelt: dict[int, str] = {}  # the revisions of one era are one dict: serialise it once
-        with driver_cursor(self.engine) as cursor:
+        with (connection.cursor() if connection is not None else driver_cursor(self.engine)) as cursor:
             cursor.execute(f"UPDATE chain_head SET seq = seq + {mark} WHERE id = 1 RETURNING seq, hash", (len(items),))
             head = cursor.fetchone()
             if head is None:  # the migration creates the genesis head; its absence is corruption

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JointCreditError
 
-__all__ = ["param_mark", "driver_cursor", "read", "close_readers", "StoreUnavailable"]
+__all__ = ["param_mark", "driver_cursor", "read", "close_readers", "DedicatedConnection", "StoreUnavailable"]
 
 
 class StoreUnavailable(JointCreditError):
@@ -141,3 +141,53 @@ def close_readers(engine: Engine) -> None:
             except Exception:  # noqa: BLE001 - closing from another thread than its own may be refused
                 pass
         readers.everyone.clear()
+
+
+class DedicatedConnection:
+    """One DB-API connection outside the pool, for a thread that must never queue behind it.
+
+    The decision writer commits every check's log entry: when dozens of checks hold the pool's
+    connections for their reads, a writer waiting for one of them stalls every answer (measured
+    on PostgreSQL with 64 checks in flight: throughput fell below half of that at 8). A broken
+    connection is dropped, and the next use opens a new one.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        # a pool of its own: same creator and connect events (SQLite pragmas), none of the others' waits
+        self._pool = engine.pool.recreate()
+        self._fairy = None
+        self._connection = None
+
+    @contextmanager
+    def cursor(self) -> Iterator:
+        if self._connection is None:
+            try:
+                self._fairy = self._pool.connect()
+            except (sqlalchemy.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+                raise StoreUnavailable(f"the database cannot be reached: {_first_line(exc)}") from exc
+            self._connection = self._fairy.driver_connection
+        connection = self._connection
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        except self.engine.dialect.loaded_dbapi.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            try:
+                cursor.close()
+            except Exception:  # noqa: BLE001 - its connection may be closed already
+                pass
+
+    def close(self) -> None:
+        fairy, self._fairy, self._connection = self._fairy, None, None
+        if fairy is not None:
+            try:
+                fairy.invalidate()  # closed, not kept: it may be the broken one
+            except Exception:  # noqa: BLE001 - it is being discarded
+                pass
+        self._pool.dispose()

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 import engine
 from store.checkpointer import WalCheckpointer
@@ -247,4 +247,22 @@ def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_p
     with pytest.raises(sqlite3.ProgrammingError):  # closed, every thread's
         seen["other"].execute("SELECT 1")
     assert keys.principal(key) is None  # a new one is opened on demand
+    eng.dispose()
+
+
+def test_the_writer_commits_while_checks_hold_every_pooled_connection(database_url):
+    """Regression: with the writer on the shared pool, 64 checks in flight on PostgreSQL held every
+    connection for their reads and the log's commits queued behind them (throughput collapsed)."""
+    url = database_url.replace("postgresql://", "postgresql+psycopg://")
+    eng = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=1)
+    migrate(eng)
+    writer = DecisionWriter(DecisionLog(eng))
+    held = eng.raw_connection()  # the pool's only connection, as if a check's read held it
+    try:
+        entries = asyncio.run(_append_all(writer, 5))
+    finally:
+        held.close()
+        writer.close()
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
+    assert DecisionLog(eng).verify()["ok"] is True
     eng.dispose()
