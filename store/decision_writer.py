@@ -56,16 +56,20 @@ class DecisionWriter:
 
     def _flush_on_loop(self) -> None:
         batch, self._pending = self._pending, []
+        outcome = self._append(batch)
+        for (_, future, _), entry in zip(batch, outcome):
+            _settle(future, *entry)
+
+    def _append(self, batch: list, connection: DedicatedConnection | None = None) -> list[tuple]:
+        """Append the batch's entries; (entry, None) for each, or (None, error) for each if it failed."""
         try:
-            stored = self.decisions.append_many([item[0] for item in batch])
-        except Exception as exc:  # noqa: BLE001
-            for _, future, _ in batch:
-                _settle(future, None, exc)
-            return
+            stored = self.decisions.append_many([item[0] for item in batch], connection=connection)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting check, which answers with an error
+            log.exception("decision log append failed for %d entries", len(batch))
+            return [(None, exc)] * len(batch)
         self.batches += 1
         self.entries += len(batch)
-        for (_, future, _), entry in zip(batch, stored):
-            _settle(future, entry, None)
+        return [(entry, None) for entry in stored]
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -106,18 +110,9 @@ class DecisionWriter:
                 self._write(batch, connection)
 
     def _write(self, batch: list, connection: DedicatedConnection) -> None:
-        try:
-            stored = self.decisions.append_many([item[0] for item in batch], connection=connection)
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting check, which answers with an error
-            log.exception("decision log append failed for %d entries", len(batch))
-            for _, future, loop in batch:
-                _wake(loop, _settle, future, None, exc)
-            return
-        self.batches += 1
-        self.entries += len(batch)
         by_loop: dict = {}
-        for (_, future, loop), entry in zip(batch, stored):
-            by_loop.setdefault(loop, []).append((future, entry))
+        for (_, future, loop), outcome in zip(batch, self._append(batch, connection)):
+            by_loop.setdefault(loop, []).append((future, *outcome))
         for loop, settled in by_loop.items():  # one wake-up per loop, not per entry
             _wake(loop, _settle_all, settled)
 
@@ -139,5 +134,5 @@ def _settle(future: asyncio.Future, result, exc: BaseException | None) -> None:
 
 
 def _settle_all(settled: list) -> None:
-    for future, entry in settled:
-        _settle(future, entry, None)
+    for future, result, exc in settled:
+        _settle(future, result, exc)

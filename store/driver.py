@@ -85,7 +85,7 @@ class _Readers(threading.local):
     """One engine's per-thread SQLite read connections (and all of them, to close them)."""
 
     def __init__(self, everyone: list, lock: threading.Lock):
-        self.connection = None
+        self.own: DedicatedConnection | None = None
         self.everyone, self.lock = everyone, lock
 
 
@@ -103,30 +103,18 @@ def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple
     if readers is None:
         with _readers_lock:
             readers = _readers.setdefault(engine, _Readers([], threading.Lock()))
-    connection = readers.connection
-    if connection is None:
-        try:
-            connection = _detached(engine)
-        except sqlalchemy.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the database cannot be reached: {_first_line(exc.orig)}") from exc
-        readers.connection = connection
+    own = readers.own
+    if own is None:
+        own = readers.own = DedicatedConnection(engine)
         with readers.lock:
-            readers.everyone.append(connection)
+            readers.everyone.append(own)
+    connection = own.connection()
     try:
         cursor = connection.execute(sql, params)
         return [d[0] for d in cursor.description], cursor.fetchall()
     except engine.dialect.loaded_dbapi.OperationalError as exc:
-        readers.connection = None
-        connection.close()
+        own.close()  # the next read opens a new one
         raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
-
-
-def _detached(engine: Engine):
-    """A new DB-API connection set up like the pool's (pragmas from make_engine), owned by the caller."""
-    fairy = engine.raw_connection()
-    connection = fairy.driver_connection
-    fairy.detach()  # no longer the pool's: it neither counts against pool_size nor goes back
-    return connection
 
 
 def close_readers(engine: Engine) -> None:
@@ -135,16 +123,14 @@ def close_readers(engine: Engine) -> None:
     if readers is None:
         return
     with readers.lock:
-        for connection in readers.everyone:
-            try:
-                connection.close()
-            except Exception:  # noqa: BLE001 - closing from another thread than its own may be refused
-                pass
+        for own in readers.everyone:
+            own.close()
         readers.everyone.clear()
 
 
 class DedicatedConnection:
-    """One DB-API connection outside the pool, for a thread that must never queue behind it.
+    """One DB-API connection outside the pool, for a thread that must never queue behind it
+    (the decision writer) or that reads so often that the pool's checkout is the cost (`read`).
 
     The decision writer commits every check's log entry: when dozens of checks hold the pool's
     connections for their reads, a writer waiting for one of them stalls every answer (measured
@@ -159,15 +145,19 @@ class DedicatedConnection:
         self._fairy = None
         self._connection = None
 
-    @contextmanager
-    def cursor(self) -> Iterator:
+    def connection(self):
+        """The DB-API connection, opened on first use (and after close)."""
         if self._connection is None:
             try:
                 self._fairy = self._pool.connect()
             except (sqlalchemy.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
                 raise StoreUnavailable(f"the database cannot be reached: {_first_line(exc)}") from exc
             self._connection = self._fairy.driver_connection
-        connection = self._connection
+        return self._connection
+
+    @contextmanager
+    def cursor(self) -> Iterator:
+        connection = self.connection()
         cursor = connection.cursor()
         try:
             yield cursor

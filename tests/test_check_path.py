@@ -231,7 +231,7 @@ def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_p
 
     def look(name):
         assert keys.principal(key) is not None
-        seen[name] = driver._readers[eng].connection
+        seen[name] = driver._readers[eng].own.connection()
 
     look("main")
     thread = threading.Thread(target=look, args=("other",))
