@@ -744,10 +744,6 @@ def diagnostics(url: str) -> dict:
                 t0 = time.perf_counter()
                 c.exec_driver_sql(probe_sql).fetchall()
                 out["delete_probe_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-                hinted = probe_sql.replace("FROM obligations", "FROM obligations INDEXED BY ix_obligations_source_subject")
-                t0 = time.perf_counter()
-                c.exec_driver_sql(hinted).fetchall()
-                out["delete_probe_ms_with_source_subject_index"] = round((time.perf_counter() - t0) * 1000, 1)
             else:
                 plan = [r[0] for r in c.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + probe_sql)]
                 out["delete_plan"] = plan
