@@ -22,6 +22,10 @@ This adapter is where each one is handled, so nothing else in jointcredit import
   replaced Host. jointcredit asserts facts synchronously and posts nothing, so they do no
   work; in the server they cost ~10% of the CPU (thread starts and GIL hand-offs,
   measured with py-spy under load). `_QuietHost` does not start them.
+- durable-rules' Python layer serialises every fact asserted and retracted, and every
+  action's state, with the standard library's json (three calls per fact): it cost more
+  than the C matching itself. Its module's `json` is pointed at engine/jsontext.py (orjson),
+  which reads and writes the same JSON values.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from typing import Callable, Iterator
 
 import durable.engine as _durable
 
+from . import jsontext
 from .errors import EvaluationError
 
 __all__ = ["DurableRulesAdapter", "MatchSession", "Firing", "default_adapter", "EVALUATION_SID"]
@@ -40,6 +45,9 @@ Firing = tuple[str, str, dict]  # (ruleset name, rule id, {alias: fact id})
 
 # Retired rulesets kept before the Host is replaced (each costs ~9 MB of C memory).
 RECYCLE_AFTER = 8
+
+
+_durable.json = jsontext  # see the module docstring: same values, written and read by orjson
 
 
 class _QuietHost(_durable.Host):

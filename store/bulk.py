@@ -9,14 +9,12 @@ reads back.
 """
 from __future__ import annotations
 
-import json
-from functools import partial
-
 from sqlalchemy import JSON
+
+from engine.jsontext import dumps  # what SQLAlchemy's JSON type reads back (engine/jsontext.py)
 
 __all__ = ["dumps", "mark", "insert_many", "upsert_many", "select_in", "IN_CHUNK"]
 
-dumps = partial(json.dumps, ensure_ascii=False)  # what SQLAlchemy's JSON type would store
 IN_CHUNK = 900  # values per IN (...) list: below SQLite's old 999-parameter limit
 
 

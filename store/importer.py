@@ -18,7 +18,7 @@ from engine.bundle import Bundle, read_bundles
 from engine.errors import BundleError
 from engine.sheets import SheetRowError, read_sheet
 
-from .db import import_pragmas
+from .db import deferred_indexes, import_pragmas
 from .pool import InlinePool, RulePool
 from .service import Service
 
@@ -141,7 +141,8 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
     report = ImportReport()
     pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
     failed = True
-    with service.write_lock, import_pragmas(service.engine):
+    initial = not service.repository.has_obligations()
+    with service.write_lock, import_pragmas(service.engine), deferred_indexes(service.engine, when=initial):
         try:
             for batch in _batches(paths, service, report, batch_size):
                 pipeline.push(batch)

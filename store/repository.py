@@ -7,8 +7,6 @@ indexed queries.
 """
 from __future__ import annotations
 
-import json
-
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -17,6 +15,7 @@ from typing import Iterable, Iterator
 from sqlalchemy import Engine, delete, func, or_, select
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
+from engine.jsontext import loads
 
 from .driver import param_mark, read
 from .bulk import dumps, insert_many, select_in, upsert_many
@@ -179,6 +178,11 @@ class Repository:
             yield rows
             last = rows[-1]
 
+    def has_obligations(self) -> bool:
+        """Whether any obligation is stored, in any generation (an initial load has none)."""
+        with self.engine.connect() as c:
+            return c.exec_driver_sql("SELECT 1 FROM obligations LIMIT 1").first() is not None
+
     def count_subjects(self) -> int:
         with self.engine.connect() as c:
             return c.execute(select(func.count()).select_from(Subject)).scalar_one()
@@ -205,7 +209,7 @@ class Repository:
                 row = dict(zip(_DIFF_COLUMNS, values))
                 for name in ("effects", "provenance"):
                     if isinstance(row[name], str):  # SQLite returns JSON as text, PostgreSQL decoded
-                        row[name] = json.loads(row[name])
+                        row[name] = loads(row[name])
                 old.setdefault(row["source_subject"], []).append(row)
             if generation is None:
                 generation = current
@@ -278,7 +282,7 @@ class Repository:
         for row in rows:
             for name in ("effects", "provenance"):
                 if isinstance(row[name], str):  # SQLite returns JSON as text, PostgreSQL decoded
-                    row[name] = json.loads(row[name])
+                    row[name] = loads(row[name])
         return rows, known
 
     def _check_sql(self) -> str:

@@ -10,10 +10,10 @@ checks the guess against the rows it finds and diffs properly when it is wrong.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from engine.bundle import Bundle
+from engine.jsontext import loads
 from engine.timeline import ObligationInterval, obligation_timeline
 
 from .bulk import dumps
@@ -134,7 +134,7 @@ def as_dicts(done: Materialised) -> list[dict]:
     rows = []
     for values in done.rows:
         row = dict(zip(OBLIGATION_COLUMNS, values))
-        row["effects"] = json.loads(row["effects"])
-        row["provenance"] = json.loads(row["provenance"])
+        row["effects"] = loads(row["effects"])
+        row["provenance"] = loads(row["provenance"])
         rows.append(row)
     return rows

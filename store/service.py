@@ -4,6 +4,7 @@ Handlers stay thin: they validate input, call one method here, and map errors to
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +23,7 @@ from catalog.vocabulary import load_vocabulary
 from engine.resources import default_rulebook_dir
 
 from .checkpointer import WalCheckpointer
-from .db import make_engine, migrate
+from .db import make_engine, migrate, restore_indexes
 from .driver import close_readers
 from .decision_writer import DecisionWriter
 from .decisions import DecisionLog
@@ -32,6 +33,8 @@ from .history import BEGINNING, CatalogHistory
 from .repository import Repository
 from .rulebook_store import RulebookStore
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Service", "ServiceError"]
 
@@ -58,6 +61,9 @@ class Service:
         self.engine = make_engine(self.settings.database_url, background_checkpoints=True)
         self.checkpointer = WalCheckpointer(self.engine).start() if self.engine.dialect.name == "sqlite" else None
         migrate(self.engine)
+        restored = restore_indexes(self.engine)
+        if restored:
+            log.warning("built the indexes a killed import left missing: %s", ", ".join(restored))
         self.repository = Repository(self.engine)
         self.decisions = DecisionLog(self.engine)
         self.reads_inline = self.engine.dialect.name == "sqlite"  # see read()

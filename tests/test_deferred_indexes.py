@@ -1,0 +1,108 @@
+"""An import into an empty store builds the read-side indexes once at the end instead of row
+by row (store/db.py deferred_indexes); whatever happens, the store is left with all of them."""
+import json
+import logging
+
+import pytest
+from sqlalchemy import event, inspect
+
+from bench.population import generate
+from store.db import DEFERRABLE_INDEXES
+from store.importer import import_files
+from store.service import Service
+from store.settings import Settings
+
+
+def _service(url):
+    return Service(Settings(database_url=url, load_demo=False))
+
+
+def _write(path, objs):
+    path.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs), encoding="utf-8")
+    return path
+
+
+def _indexes(engine) -> set[str]:
+    inspector = inspect(engine)
+    return {i["name"] for table in ("obligations", "obligation_changes") for i in inspector.get_indexes(table)}
+
+
+@pytest.fixture
+def ddl(request):
+    """The DROP INDEX / CREATE INDEX statements an engine runs, captured."""
+    seen: list[str] = []
+
+    def capture(engine):
+        def listener(_conn, _cursor, statement, *_):
+            if "INDEX" in statement.upper():
+                seen.append(" ".join(statement.split()[:3]).upper())
+        event.listen(engine, "before_cursor_execute", listener)
+        request.addfinalizer(lambda: event.remove(engine, "before_cursor_execute", listener))
+        return seen
+    return capture
+
+
+def test_a_first_import_builds_the_read_indexes_after_the_rows(tmp_path, database_url, ddl):
+    service = _service(database_url)
+    try:
+        statements = ddl(service.engine)
+        report = import_files(service, [_write(tmp_path / "p.jsonl", list(generate(120)))], batch_size=50, workers=0)
+        assert report.subjects == 120 and not report.errors
+        assert set(DEFERRABLE_INDEXES) <= _indexes(service.engine)
+        assert sum(s.startswith("DROP INDEX") for s in statements) == len(DEFERRABLE_INDEXES)
+        assert sum(s.startswith("CREATE INDEX") for s in statements) == len(DEFERRABLE_INDEXES)
+        # a check finds what the import wrote
+        with service.engine.connect() as c:
+            target, start = c.exec_driver_sql("SELECT target_code, valid_from FROM obligations LIMIT 1").one()
+        assert service.repository.obligations_for(target, start)
+    finally:
+        service.close()
+
+
+def test_a_later_import_keeps_the_indexes_in_place(tmp_path, database_url, ddl):
+    service = _service(database_url)
+    try:
+        import_files(service, [_write(tmp_path / "a.jsonl", list(generate(60)))], batch_size=50, workers=0)
+        assert service.repository.has_obligations()
+        statements = ddl(service.engine)
+        more = [b for i, b in enumerate(generate(90)) if i >= 60]
+        import_files(service, [_write(tmp_path / "b.jsonl", more)], batch_size=50, workers=0)
+        assert not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+    finally:
+        service.close()
+
+
+def test_a_failed_first_import_still_leaves_every_index(tmp_path, database_url, monkeypatch):
+    service = _service(database_url)
+    calls = []
+
+    def failing_store(codes, computed, cause=None):
+        calls.append(len(codes))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service.materialiser, "store", failing_store)
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            import_files(service, [_write(tmp_path / "p.jsonl", list(generate(150)))], batch_size=40, workers=0)
+        assert set(DEFERRABLE_INDEXES) <= _indexes(service.engine)
+    finally:
+        service.close()
+
+
+def test_indexes_a_killed_import_left_missing_are_built_at_the_next_start(database_url, caplog):
+    service = _service(database_url)
+    try:  # what a kill -9 between the drop and the build leaves
+        with service.engine.begin() as c:
+            c.exec_driver_sql("DROP INDEX ix_obligations_target")
+            c.exec_driver_sql("DROP INDEX ix_obligation_changes_department")
+        assert "ix_obligations_target" not in _indexes(service.engine)
+    finally:
+        service.close()
+    with caplog.at_level(logging.WARNING, logger="store.service"):
+        again = _service(database_url)
+    try:
+        assert set(DEFERRABLE_INDEXES) <= _indexes(again.engine)
+        assert "ix_obligations_target" in caplog.text and "ix_obligation_changes_department" in caplog.text
+    finally:
+        again.close()
