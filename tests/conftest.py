@@ -121,3 +121,15 @@ def database_url(request, tmp_path):
         yield url
     finally:
         drop()
+
+
+def fail_writes_at(call: int, monkeypatch, service) -> None:
+    """Make the `call`-th write of obligations during an import fail (a disk full half way)."""
+    calls = []
+
+    def failing_store(codes, computed, cause=None):
+        calls.append(len(codes))
+        if len(calls) == call:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service.materialiser, "store", failing_store)

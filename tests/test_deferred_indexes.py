@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import event, inspect
 
 from bench.population import generate
+from conftest import fail_writes_at
 from store.db import DEFERRABLE_INDEXES
 from store.importer import import_files
 from store.service import Service
@@ -74,14 +75,7 @@ def test_a_later_import_keeps_the_indexes_in_place(tmp_path, database_url, ddl):
 
 def test_a_failed_first_import_still_leaves_every_index(tmp_path, database_url, monkeypatch):
     service = _service(database_url)
-    calls = []
-
-    def failing_store(codes, computed, cause=None):
-        calls.append(len(codes))
-        if len(calls) == 2:
-            raise RuntimeError("disk full")
-
-    monkeypatch.setattr(service.materialiser, "store", failing_store)
+    fail_writes_at(2, monkeypatch, service)
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             import_files(service, [_write(tmp_path / "p.jsonl", list(generate(150)))], batch_size=40, workers=0)

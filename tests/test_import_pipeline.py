@@ -17,7 +17,7 @@ from store.importer import import_files
 from store.service import Service
 from store.settings import Settings
 
-from conftest import fresh_pg_database
+from conftest import fail_writes_at, fresh_pg_database
 
 
 @pytest.fixture
@@ -144,14 +144,7 @@ def test_a_small_import_runs_in_process(tmp_path, monkeypatch):
 
 def test_a_failed_import_stops_its_workers(tmp_path, monkeypatch):
     service = _service(f"sqlite:///{tmp_path / 'failed.sqlite'}")
-    calls = []
-
-    def failing_store(codes, computed, cause=None):
-        calls.append(len(codes))
-        if len(calls) == 2:
-            raise RuntimeError("disk full")
-
-    monkeypatch.setattr(service.materialiser, "store", failing_store)
+    fail_writes_at(2, monkeypatch, service)
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             import_files(service, [write(tmp_path / "p.jsonl", population(200))], batch_size=40, workers=2)
