@@ -21,7 +21,8 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "authenticate", "document_bearer", "require", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
+__all__ = ["ServiceDep", "authenticate", "document_bearer", "require", "SentKey", "known_principal", "allow",
+           "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
 # auto_error=False: a missing header is answered by our handler (code, WWW-Authenticate), not FastAPI's.
@@ -38,13 +39,38 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 def authenticate(service: Service, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """The caller's principal from the bearer key, or 401."""
+    return known_principal(service.keys.principal(bearer_key(credentials)))
+
+
+def bearer_key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key sent, or 401 when there is none."""
     if credentials is None or not credentials.credentials:
         raise ApiError("unauthorized", "an API key is required: send `Authorization: Bearer <key>`",
                        headers=_CHALLENGE)
-    principal = service.keys.principal(credentials.credentials)
+    return credentials.credentials
+
+
+def known_principal(principal: Principal | None) -> Principal:
+    """The principal a key lookup found, or 401 (unknown or revoked key)."""
     if principal is None:
         raise ApiError("unauthorized", "the API key is not valid or has been revoked", headers=_CHALLENGE)
     return principal
+
+
+def allow(principal: Principal, allowed: frozenset[str]) -> Principal:
+    """`principal` if its role is among `allowed`, or 403."""
+    if principal.role not in allowed:
+        raise ApiError("forbidden", f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
+    return principal
+
+
+def allowed_roles(*roles: str) -> frozenset[str]:
+    """`roles` and admin; a name that is not a role is refused here, at import, not by locking
+    everybody but admin out at run time."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {sorted(unknown)}: one of {ROLES}")
+    return frozenset(roles) | {"admin"}
 
 
 def document_bearer(schema: dict) -> dict:
@@ -63,28 +89,29 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and lets through the given roles and admin,
     refusing everyone else with 403. One dependency, not a chain (service -> principal -> role):
     each link of a chain costs FastAPI's dependency machinery more than the key lookup itself."""
-    unknown = set(roles) - set(ROLES)
-    if unknown:  # a typo here would silently lock everybody but admin out
-        raise ValueError(f"unknown role(s) {sorted(unknown)}: one of {ROLES}")
-    allowed = frozenset(roles) | {"admin"}
+    allowed = allowed_roles(*roles)
 
     async def check(request: Request) -> Principal:
         # _bearer is called, not declared as a sub-dependency: FastAPI's resolution of one more
         # dependency cost ~8 µs a request; document_bearer() puts the scheme in the OpenAPI.
         credentials = await _bearer(request)
         service = request.app.state.service
-        principal = await service.read(authenticate, service, credentials)
-        if principal.role not in allowed:
-            raise ApiError("forbidden",
-                           f"a {principal.role} key may not do this; allowed: {', '.join(sorted(allowed))}")
-        return principal
+        return allow(await service.read(authenticate, service, credentials), allowed)
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"
     return check
 
 
+async def sent_key(request: Request) -> str:
+    """The bearer key, not yet looked up: for a route that looks it up together with its own
+    reads (the eligibility check) and then authorises with `known_principal` and `allow`."""
+    return bearer_key(await _bearer(request))
+
+
+SentKey = Annotated[str, Depends(sent_key)]
 AnyCaller = Annotated[Principal, Depends(require(*ROLES))]
-Checker = Annotated[Principal, Depends(require("system", "auditor"))]  # asks eligibility questions
+CHECKER_ROLES = allowed_roles("system", "auditor")  # ask eligibility questions
+Checker = Annotated[Principal, Depends(require("system", "auditor"))]
 Writer = Annotated[Principal, Depends(require("department"))]  # pushes records
 Reader = Annotated[Principal, Depends(require("department", "auditor"))]  # reads department worklists
 Auditor = Annotated[Principal, Depends(require("auditor"))]

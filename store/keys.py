@@ -52,9 +52,18 @@ class KeyStore:
     def principal(self, key: str) -> Principal | None:
         """The key's principal, or None (unknown or revoked). Every request pays for this read,
         so it is one DB-API statement on the unique key_hash index (store/driver.py)."""
+        return self.principal_of(read(self.engine, *self.lookup(key)))
+
+    def lookup(self, key: str) -> tuple[str, tuple]:
+        """The statement `principal` runs, for a caller that sends it with others (read_all)."""
         mark = param_mark(self.engine)
-        _, rows = read(self.engine, f"SELECT id, name, role, department FROM api_keys "
-                                    f"WHERE key_hash = {mark} AND revoked = {mark}", (_digest(key), False))
+        return (f"SELECT id, name, role, department FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
+                (_digest(key), False))
+
+    @staticmethod
+    def principal_of(result: tuple[list[str], list[tuple]]) -> Principal | None:
+        """The principal from what `lookup`'s statement returned."""
+        rows = result[1]
         return Principal(*rows[0]) if rows else None
 
     def revoke(self, key_id: int) -> bool:

@@ -273,7 +273,15 @@ class Repository:
         joined from a one-row select so that a known subject without obligations still
         returns a row (with NULL obligation columns).
         """
-        names, fetched = read(self.engine, self._check_sql(), (target, target, as_of, as_of))
+        return self.check_result(read(self.engine, *self.check_statement(target, as_of)), activity)
+
+    def check_statement(self, target: str, as_of: str) -> tuple[str, tuple]:
+        """The one statement check_reads runs, for a caller that sends it with others (read_all)."""
+        return self._check_sql(), (target, target, as_of, as_of)
+
+    def check_result(self, result: tuple[list[str], list[tuple]], activity: str | None = None) -> tuple[list[dict], bool]:
+        """check_reads' answer from what check_statement's statement returned."""
+        names, fetched = result
         rows = [dict(zip(names[1:], row[1:])) for row in fetched if row[1] is not None]  # row[1]: o.id
         known = bool(rows) or any(row[0] for row in fetched)
         if activity is not None:  # a subject has few obligations: filtering here beats a LIKE in SQL

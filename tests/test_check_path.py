@@ -16,7 +16,7 @@ from store.db import make_engine, migrate
 from store.decision_writer import DecisionWriter
 from store.decisions import DecisionLog, _canonical_entry, canonical
 from store import driver
-from store.driver import StoreUnavailable
+from store.driver import StoreUnavailable, read, read_all
 from store.keys import KeyStore
 from store.service import Service
 from store.settings import Settings
@@ -201,6 +201,38 @@ def test_a_lost_connection_is_store_unavailable_and_the_next_check_gets_a_fresh_
         service.repository.check_reads(org_code(1), AS_OF)
     assert caught.value.code == "store_unavailable"
     assert service.repository.check_reads(org_code(1), AS_OF) == ([], False)
+    with admin.connect() as c:  # and the same for the key lookup and the check read sent together
+        c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    admin.dispose()
+    with pytest.raises(StoreUnavailable):
+        service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)
+    assert service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF).principal is None
+
+
+def test_reads_sent_together_answer_as_each_alone(service, monkeypatch):
+    """read_all: the key lookup and the check read of the eligibility route in one round trip on
+    PostgreSQL (psycopg's pipeline), the same rows as reading one after the other."""
+    key = service.keys.create("system", "together")
+    listed = org_code(1)
+    service.save([engine.parse_bundle(bundle(listed, entry("tax.major_violation", "2024-01-10")))])
+    pipelines = []
+    if service.engine.dialect.name == "postgresql":
+        import psycopg
+
+        original = psycopg.Connection.pipeline
+        monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: pipelines.append(1) or original(self))
+    for code in (listed, org_code(2)):
+        statements = [service.keys.lookup(key), service.repository.check_statement(code, AS_OF),
+                      service.keys.lookup("jc_no-such-key")]
+        together = read_all(service.engine, statements)
+        assert together == [read(service.engine, *s) for s in statements]
+        assert service.keys.principal_of(together[0]).name == "together"
+        assert service.keys.principal_of(together[2]) is None
+        assert service.repository.check_result(together[1]) == service.repository.check_reads(code, AS_OF)
+    assert service.repository.check_result(read_all(service.engine, [service.repository.check_statement(
+        listed, AS_OF)])[0])[0]  # the listed subject's obligations are there
+    assert len(pipelines) == (3 if service.engine.dialect.name == "postgresql" else 0)
 
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),

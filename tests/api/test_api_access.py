@@ -81,3 +81,16 @@ def test_the_docs_need_no_key(client):
     assert all(op["security"] == [{"HTTPBearer": []}] for op in operations)  # every call needs a key
     example = spec["components"]["schemas"]["EligibilityRequest"]["properties"]["subject"]["examples"]
     assert example == ["91511702MA62X8Q157"]
+
+
+def test_who_asks_is_judged_before_what_is_asked(client, keys, service):
+    """The eligibility check looks the key up together with the question's reads; a bad question
+    from someone who may not ask is still refused for who they are, and nothing is logged."""
+    bad = {"subject": "not-a-code", "activity": "government_procurement", "as_of": AS_OF}
+    for key, want in [(None, (401, "unauthorized")), ("jc_not-a-key", (401, "unauthorized")),
+                      (keys["finance"], (403, "forbidden")), (keys["system"], (422, "invalid_subject_code"))]:
+        response = client.post("/v1/eligibility", json=bad, headers=auth(key))
+        assert (response.status_code, response.json()["code"]) == want, key
+    assert client.post("/v1/eligibility", json=CHECK, headers=auth(keys["finance"])).status_code == 403
+    with service.engine.connect() as c:
+        assert c.execute(text("select count(*) from decisions")).scalar_one() == 0
