@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Migrating, compiling the rulebooks and loading the demo block: keep them off the event loop.
         service = await run_in_threadpool(Service, settings)
         await run_in_threadpool(service.load_demo_if_empty)
-        await service.open_async()  # on this loop, the one that serves the requests
         app.state.service = service
         # The compiled catalogs and start-up data live as long as the process: move them out of the
         # collector's generations, so a full collection under load does not walk them again
@@ -45,7 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await service.close_async()
             await run_in_threadpool(service.close)
 
     app = FastAPI(title="jointcredit", version="1", description=DESCRIPTION, lifespan=lifespan,

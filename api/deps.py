@@ -5,10 +5,9 @@ Authentication is a bearer API key looked up in the key store; authorisation is 
 
 The dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool,
 and those hops (one per dependency, four on every route) cost more than the work they do.
-The key lookup is one indexed read of a unique hash, awaited on the event loop
-(Service.principal: inline on SQLite, through the async pool on a database server); every
-request reads it afresh, so a revoked key stops working at once, in every server process.
-The eligibility check looks its key up together with its own reads (`SentKey`).
+The key lookup is one indexed read of a unique hash, cheaper than a hop to a worker thread,
+so it runs on the event loop too; every request reads it afresh, so a revoked key stops
+working at once, in every server process.
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "document_bearer", "require", "SentKey", "known_principal", "allow",
+__all__ = ["ServiceDep", "authenticate", "document_bearer", "require", "SentKey", "known_principal", "allow",
            "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
@@ -36,6 +35,11 @@ async def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def authenticate(service: Service, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller's principal from the bearer key, or 401."""
+    return known_principal(service.keys.principal(bearer_key(credentials)))
 
 
 def bearer_key(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -90,8 +94,9 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     async def check(request: Request) -> Principal:
         # _bearer is called, not declared as a sub-dependency: FastAPI's resolution of one more
         # dependency cost ~8 µs a request; document_bearer() puts the scheme in the OpenAPI.
-        key = bearer_key(await _bearer(request))
-        return allow(known_principal(await request.app.state.service.principal(key)), allowed)
+        credentials = await _bearer(request)
+        service = request.app.state.service
+        return allow(await service.read(authenticate, service, credentials), allowed)
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"
     return check

@@ -647,11 +647,9 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 
 _SERVER_BUCKETS = [
-    ("key lookup + obligations read, sent together (Service.reads)", "store/service.py", "reads"),
-    ("  SQLite: driver.read_all", "store/driver.py", "read_all"),
-    ("  PostgreSQL: driver.AsyncReader.read_all", "store/driver.py", "read_all"),
-    ("reads into an answer (Service._answer_from)", "store/service.py", "_answer_from"),
-    ("  obligations + known from the rows (Repository.check_result)", "store/repository.py", "check_result"),
+    ("authentication: api.deps.authenticate (key lookup)", "api/deps.py", "authenticate"),
+    ("Service.eligibility_logged (reads + answer; the log is awaited)", "store/service.py", "_answer"),
+    ("  obligations + known (Repository.check_reads)", "store/repository.py", "check_reads"),
     ("  answer (engine.eligibility.eligibility_answer)", "engine/eligibility.py", "eligibility_answer"),
     ("decision-log group commit (DecisionLog.append_many)", "store/decisions.py", "append_many"),
     ("SQLAlchemy Connection.execute (build, compile-cache, run)", "sqlalchemy/engine/base.py", "execute"),

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JointCreditError
 
-__all__ = ["param_mark", "driver_cursor", "read", "read_all", "AsyncReader", "close_readers", "DedicatedConnection", "StoreUnavailable"]
+__all__ = ["param_mark", "driver_cursor", "read", "read_all", "close_readers", "DedicatedConnection", "StoreUnavailable"]
 
 
 class StoreUnavailable(JointCreditError):
@@ -202,53 +202,3 @@ class DedicatedConnection:
             except Exception:  # noqa: BLE001 - it is being discarded
                 pass
         self._pool.dispose()
-
-
-class AsyncReader:
-    """Read-only statements on a database server, awaited on the event loop.
-
-    A check's reads through a worker thread paid the hop (~116 µs of CPU with anyio, measured)
-    and the pooled SQLAlchemy connection (~86 µs a statement, with the autocommit toggles) on
-    top of psycopg's own work; here the same two statements in one pipeline cost ~130 µs in
-    all, pool included, and the loop serves other requests while they travel. Connections are
-    not tested before each use (a round trip per check); when one fails, the caller sees
-    StoreUnavailable and the pool tests the idle ones, so a retry finds a working connection.
-    """
-
-    def __init__(self, engine: Engine, size: int = 8, timeout: float = 10.0):
-        from psycopg_pool import AsyncConnectionPool
-
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._pool = AsyncConnectionPool(url, min_size=size, max_size=size, timeout=timeout, open=False,
-                                         kwargs={"autocommit": True})
-
-    async def open(self) -> "AsyncReader":
-        await self._pool.open(wait=False)
-        return self
-
-    async def close(self) -> None:
-        await self._pool.close()
-
-    async def read_all(self, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-        """Column names and rows of each statement, all sent before any answer is awaited."""
-        import psycopg
-
-        try:
-            async with self._pool.connection() as connection:
-                cursors = [connection.cursor() for _ in statements]
-                if len(statements) == 1:
-                    await cursors[0].execute(*statements[0])
-                else:
-                    async with connection.pipeline():
-                        for cursor, (sql, params) in zip(cursors, statements):
-                            await cursor.execute(sql, params)
-                return [([d[0] for d in cursor.description], await cursor.fetchall()) for cursor in cursors]
-        except psycopg.OperationalError as exc:  # psycopg_pool.PoolTimeout is one too
-            # The server may have restarted, breaking every idle connection too: have the pool
-            # test them now (a round trip each, on this rare path), so the retry finds a good one.
-            try:
-                await self._pool.check()
-            except psycopg.Error:  # still unreachable: the pool keeps trying to reconnect
-                pass
-            raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
-

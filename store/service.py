@@ -24,7 +24,7 @@ from engine.resources import default_rulebook_dir
 
 from .checkpointer import WalCheckpointer
 from .db import make_engine, migrate, restore_indexes
-from .driver import AsyncReader, close_readers, read_all
+from .driver import close_readers, read, read_all
 from .decision_writer import DecisionWriter
 from .decisions import DecisionLog
 from .keys import KeyStore, Principal
@@ -76,8 +76,7 @@ class Service:
             log.warning("built the indexes a killed import left missing: %s", ", ".join(restored))
         self.repository = Repository(self.engine)
         self.decisions = DecisionLog(self.engine)
-        self.reads_inline = self.engine.dialect.name == "sqlite"  # see read() and reads()
-        self.async_reader: AsyncReader | None = None
+        self.reads_inline = self.engine.dialect.name == "sqlite"  # see read()
         self.decision_writer = DecisionWriter(self.decisions, on_loop=self.reads_inline)
         self.keys = KeyStore(self.engine)
         self.rulebook_store = RulebookStore(self.engine)
@@ -229,57 +228,18 @@ class Service:
         return answer, self.history.at(as_of).revisions
 
     def keyed_check(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
-        """The caller's principal and the answer to its question, read together (see
-        keyed_check_async, which the API uses)."""
-        statements, finish = self._keyed_plan(key, subject, activity, as_of)
-        return finish(read_all(self.engine, statements))
-
-    async def keyed_check_async(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
-        """keyed_check for the event loop: the key lookup and the obligations read go together,
-        in one round trip on a database server (`reads`). The caller is authorised by the API
-        before it is given the answer or the problem, and the answer is logged only then."""
-        statements, finish = self._keyed_plan(key, subject, activity, as_of)
-        return finish(await self.reads(statements))
-
-    def _keyed_plan(self, key: str, subject: str, activity: str, as_of: str | None):
-        """The statements a keyed check sends, and what makes a KeyedCheck of their results."""
+        """The caller's principal and the answer to its question, read together: on a database
+        server the key lookup and the obligations read go in one round trip (driver.read_all),
+        and the route makes one hop to a worker thread instead of two. The caller is authorised
+        by the API before it sees the answer or the problem, which is logged only then."""
         lookup = self.keys.lookup(key)
         try:
             as_of = self._checked_question(subject, activity, as_of)
-        except ServiceError as exc:  # the key is still looked up: 401 comes before 422
-            problem = exc  # `exc` itself is unbound when the except block ends
-            return [lookup], lambda results: KeyedCheck(self.keys.principal_of(results[0]), None, problem)
-
-        def finish(results) -> KeyedCheck:
-            reads = self.repository.check_result(results[1], activity)
-            return KeyedCheck(self.keys.principal_of(results[0]), self._answer_from(subject, activity, as_of, reads),
-                              None)
-        return [lookup, self.repository.check_statement(subject, as_of)], finish
-
-    async def open_async(self) -> None:
-        """Start what the event loop's reads need (the database server's async pool); the app's
-        lifespan calls it on the loop that will serve requests."""
-        if not self.reads_inline and self.async_reader is None:
-            self.async_reader = await AsyncReader(self.engine).open()
-
-    async def close_async(self) -> None:
-        reader, self.async_reader = self.async_reader, None
-        if reader is not None:
-            await reader.close()
-
-    async def reads(self, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-        """Read-only statements for the event loop: on SQLite right here (~20 µs each, less than
-        any hop), on a database server through the async pool opened by open_async, or in a
-        worker thread when none is open (a caller outside the app)."""
-        if self.reads_inline:
-            return read_all(self.engine, statements)
-        if self.async_reader is None:
-            return await anyio.to_thread.run_sync(read_all, self.engine, statements)
-        return await self.async_reader.read_all(statements)
-
-    async def principal(self, key: str) -> Principal | None:
-        """The key's principal (None: unknown or revoked), for the event loop."""
-        return self.keys.principal_of((await self.reads([self.keys.lookup(key)]))[0])
+        except ServiceError as problem:  # the key is still looked up: 401 comes before 422
+            return KeyedCheck(self.keys.principal_of(read(self.engine, *lookup)), None, problem)
+        key_rows, check_rows = read_all(self.engine, [lookup, self.repository.check_statement(subject, as_of)])
+        answer = self._answer_from(subject, activity, as_of, self.repository.check_result(check_rows, activity))
+        return KeyedCheck(self.keys.principal_of(key_rows), answer, None)
 
     async def log_answer(self, answer: tuple[dict, dict], caller: str) -> dict:
         """Record an answer of keyed_check under `caller` (group-committed, awaited) and return it."""

@@ -126,23 +126,3 @@ def test_a_dropped_database_connection_is_503_and_the_retry_succeeds(client, key
         else:
             break
     assert statuses[0] == 503 and statuses[-1] == 200, statuses
-
-
-def test_a_check_sends_its_key_lookup_and_its_read_together(client, keys, seeded, service, monkeypatch):
-    """On a database server the route's reads go through the event loop's async pool, key and
-    obligations in one call (one round trip); on SQLite they run inline, with no pool at all."""
-    if service.engine.dialect.name == "sqlite":
-        assert service.async_reader is None
-        return
-    sent = []
-    original = type(service.async_reader).read_all
-
-    async def spy(self, statements):
-        sent.append(len(statements))
-        return await original(self, statements)
-
-    monkeypatch.setattr(type(service.async_reader), "read_all", spy)
-    assert check(client, keys["system"], VIOLATOR)["eligible"] is False
-    assert sent == [2]
-    assert client.get(f"/v1/subjects/{VIOLATOR}", headers=auth(keys["auditor"])).status_code == 200
-    assert sent == [2, 1]  # other routes look their key up on the loop as well
