@@ -53,3 +53,20 @@ def test_a_bad_jsonl_line_does_not_stop_the_others(tmp_path):
     assert [type(i).__name__ for i in items] == ["Bundle", "BundleError", "BundleError", "Bundle", "Bundle"]
     assert items[1].line is None and "line 2" in items[1].message
     assert items[2].code == "invalid_json" and "line 3" in items[2].message
+
+
+def test_jsonl_lines_read_as_the_standard_library_reads_them(tmp_path):
+    """Lines are parsed by orjson for speed; what it refuses and the standard library accepts
+    (NaN, integers beyond 64 bits) reads as before, and a syntax error keeps its wording."""
+    path = tmp_path / "c.jsonl"
+    odd = bundle(org_code(4), entry("tax.major_violation", "2024-01-01"))
+    odd["subject"]["score"] = float("nan")  # an extra field nobody reads, as a sender might add
+    odd["records"][0]["seq"] = 2**70
+    path.write_text(json.dumps(odd) + "\n" + '{"subject": {"code": 1,}}\n', encoding="utf-8")
+    items = list(read_bundles(path))
+    assert type(items[0]).__name__ == "Bundle" and items[0].subject.code == org_code(4)
+    try:
+        json.loads('{"subject": {"code": 1,}}')
+    except json.JSONDecodeError as exc:
+        expected = f"not valid JSON: {exc.msg} at column {exc.colno}"
+    assert items[1].code == "invalid_json" and expected in items[1].message

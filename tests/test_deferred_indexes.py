@@ -89,7 +89,7 @@ def test_indexes_a_killed_import_left_missing_are_built_at_the_next_start(databa
     try:  # what a kill -9 between the drop and the build leaves
         with service.engine.begin() as c:
             c.exec_driver_sql("DROP INDEX ix_obligations_target")
-            c.exec_driver_sql("DROP INDEX ix_obligation_changes_department")
+            c.exec_driver_sql("DROP INDEX ix_obligations_department")
         assert "ix_obligations_target" not in _indexes(service.engine)
     finally:
         service.close()
@@ -97,6 +97,6 @@ def test_indexes_a_killed_import_left_missing_are_built_at_the_next_start(databa
         again = _service(database_url)
     try:
         assert set(DEFERRABLE_INDEXES) <= _indexes(again.engine)
-        assert "ix_obligations_target" in caplog.text and "ix_obligation_changes_department" in caplog.text
+        assert "ix_obligations_target" in caplog.text and "ix_obligations_department" in caplog.text
     finally:
         again.close()
