@@ -647,9 +647,9 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 
 _SERVER_BUCKETS = [
-    ("authentication: api.deps.authenticate (key lookup)", "api/deps.py", "authenticate"),
-    ("Service.eligibility_logged (reads + answer; the log is awaited)", "store/service.py", "_answer"),
-    ("  obligations + known (Repository.check_reads)", "store/repository.py", "check_reads"),
+    ("key lookup + obligations read + answer (Service.keyed_check)", "store/service.py", "keyed_check"),
+    ("  both statements (store.driver.read_all)", "store/driver.py", "read_all"),
+    ("  obligations + known from the rows (Repository.check_result)", "store/repository.py", "check_result"),
     ("  answer (engine.eligibility.eligibility_answer)", "engine/eligibility.py", "eligibility_answer"),
     ("decision-log group commit (DecisionLog.append_many)", "store/decisions.py", "append_many"),
     ("SQLAlchemy Connection.execute (build, compile-cache, run)", "sqlalchemy/engine/base.py", "execute"),
