@@ -335,10 +335,10 @@ def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL
 
     service = _service()
     started = time.perf_counter()
-    with Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.completed:,} subjects"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} subjects"),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err,
                   disable=not err.is_terminal) as progress:
-        task = progress.add_task("import", total=None, rate="")
+        task = progress.add_task("importing", total=None, rate="")
         seen = [0]
 
         def advance(n: int) -> None:
@@ -348,7 +348,12 @@ def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL
             if not err.is_terminal and seen[0] % (batch * 10) < n:
                 err.print(f"imported {seen[0]:,} subjects ({rate:,.0f}/s)")
 
-        report = import_files(service, files, progress=advance, batch_size=batch, workers=workers)
+        def stage(what: str) -> None:
+            progress.update(task, description=what)
+            if not err.is_terminal:
+                err.print(f"{what} ...")
+
+        report = import_files(service, files, progress=advance, batch_size=batch, workers=workers, stage=stage)
     for line in report.errors:
         err.print(line, markup=False, highlight=False, style="red")
     out.print(f"imported {report.subjects:,} subjects, {report.records:,} records from {report.files} file(s); "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -94,10 +94,12 @@ def _deferrable() -> list:
 
 
 @contextmanager
-def deferred_indexes(engine: Engine, *, when: bool) -> Iterator[None]:
+def deferred_indexes(engine: Engine, *, when: bool, on_build: Callable[[], None] | None = None) -> Iterator[None]:
     """With `when` (the caller knows the store holds no obligations yet), drop DEFERRABLE_INDEXES
-    for the block and build them after it, whether it succeeded or not. A process killed inside
-    the block leaves them missing: `restore_indexes` (every Service start) builds them again."""
+    for the block and build them after it, whether it succeeded or not; `on_build` is told when
+    the build starts (tens of seconds for a million subjects: the user should know why the
+    import pauses). A process killed inside the block leaves them missing: `restore_indexes`
+    (every Service start) builds them again."""
     if not when:
         yield
         return
@@ -108,6 +110,8 @@ def deferred_indexes(engine: Engine, *, when: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        if on_build is not None:
+            on_build()
         restore_indexes(engine)
 
 

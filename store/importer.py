@@ -135,14 +135,18 @@ def _cpus() -> int:
 
 
 def import_files(service: Service, paths: Iterable[str | Path], progress: Callable[[int], None] | None = None,
-                 batch_size: int = BATCH, workers: int | None = None) -> ImportReport:
+                 batch_size: int = BATCH, workers: int | None = None,
+                 stage: Callable[[str], None] | None = None) -> ImportReport:
     """Import `paths`; `workers`: processes that run the rules (None: one per CPU; 0: none, all
-    in this process)."""
+    in this process); `stage`: told of a step that is not per subject (building the indexes
+    after a first import)."""
     report = ImportReport()
     pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
     failed = True
     initial = not service.repository.has_obligations()
-    with service.write_lock, import_pragmas(service.engine), deferred_indexes(service.engine, when=initial):
+    announce = (lambda: stage("building the indexes")) if stage else None
+    with service.write_lock, import_pragmas(service.engine), \
+            deferred_indexes(service.engine, when=initial, on_build=announce):
         try:
             for batch in _batches(paths, service, report, batch_size):
                 pipeline.push(batch)

@@ -46,9 +46,11 @@ def ddl(request):
 def test_a_first_import_builds_the_read_indexes_after_the_rows(tmp_path, database_url, ddl):
     service = _service(database_url)
     try:
-        statements = ddl(service.engine)
-        report = import_files(service, [_write(tmp_path / "p.jsonl", list(generate(120)))], batch_size=50, workers=0)
+        statements, stages = ddl(service.engine), []
+        report = import_files(service, [_write(tmp_path / "p.jsonl", list(generate(120)))], batch_size=50, workers=0,
+                              stage=stages.append)
         assert report.subjects == 120 and not report.errors
+        assert stages == ["building the indexes"]  # the user is told why the import pauses at the end
         assert set(DEFERRABLE_INDEXES) <= _indexes(service.engine)
         assert sum(s.startswith("DROP INDEX") for s in statements) == len(DEFERRABLE_INDEXES)
         assert sum(s.startswith("CREATE INDEX") for s in statements) == len(DEFERRABLE_INDEXES)
@@ -65,10 +67,10 @@ def test_a_later_import_keeps_the_indexes_in_place(tmp_path, database_url, ddl):
     try:
         import_files(service, [_write(tmp_path / "a.jsonl", list(generate(60)))], batch_size=50, workers=0)
         assert service.repository.has_obligations()
-        statements = ddl(service.engine)
+        statements, stages = ddl(service.engine), []
         more = [b for i, b in enumerate(generate(90)) if i >= 60]
-        import_files(service, [_write(tmp_path / "b.jsonl", more)], batch_size=50, workers=0)
-        assert not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+        import_files(service, [_write(tmp_path / "b.jsonl", more)], batch_size=50, workers=0, stage=stages.append)
+        assert not [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))] and stages == []
     finally:
         service.close()
 
