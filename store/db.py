@@ -40,7 +40,7 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # up to anyio's 40 worker threads read at once (store/service.py read()), beside the rest
+    # the plain `def` routes run on up to anyio's 40 worker threads, each of which may read at once
     return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=False)
 
 
