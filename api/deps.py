@@ -111,7 +111,7 @@ async def sent_key(request: Request) -> str:
 SentKey = Annotated[str, Depends(sent_key)]
 AnyCaller = Annotated[Principal, Depends(require(*ROLES))]
 CHECKER_ROLES = allowed_roles("system", "auditor")  # ask eligibility questions
-Checker = Annotated[Principal, Depends(require("system", "auditor"))]
+Checker = Annotated[Principal, Depends(require(*CHECKER_ROLES))]
 Writer = Annotated[Principal, Depends(require("department"))]  # pushes records
 Reader = Annotated[Principal, Depends(require("department", "auditor"))]  # reads department worklists
 Auditor = Annotated[Principal, Depends(require("auditor"))]

@@ -17,7 +17,6 @@ pooled connections.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +87,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _Readers(threading.local):
-    """One engine's per-thread SQLite read connections (and all of them, to close them)."""
+    """One engine's per-thread read connections (and all of them, to close them)."""
 
     def __init__(self, everyone: list, lock: threading.Lock):
         self.own: DedicatedConnection | None = None
@@ -127,28 +126,30 @@ def read_all(engine: Engine, statements: list[tuple[str, tuple]]) -> list[tuple[
     obligations read wait one network round trip, not two. On SQLite (no network) they simply
     run one after the other."""
     if engine.dialect.name != "sqlite" and not getattr(_reader_thread, "yes", False):
-        with driver_cursor(engine, reads_only=True) as cursor:  # any other thread: a pooled connection
-            return _run_all(cursor.connection, statements)
-    own = _own_connection(engine)
-    try:
-        return _run_all(own.connection(), statements)
-    except engine.dialect.loaded_dbapi.OperationalError as exc:
-        own.close()  # the next read opens a new one
-        raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
+        block = driver_cursor(engine, reads_only=True)  # any other thread: a pooled connection
+    else:
+        block = _own_connection(engine).cursor()  # a broken one is dropped; the next read opens another
+    with block as cursor:
+        return _run_all(cursor, statements)
 
 
-def _run_all(connection, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-    if isinstance(connection, sqlite3.Connection) or len(statements) == 1:
+def _run_all(cursor, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
+    connection = cursor.connection
+    if len(statements) == 1 or not hasattr(connection, "pipeline"):  # sqlite3 has no pipeline
         out = []
         for sql, params in statements:
-            cursor = connection.execute(sql, params)
+            cursor.execute(sql, params)
             out.append(([d[0] for d in cursor.description], cursor.fetchall()))
         return out
-    cursors = [connection.cursor() for _ in statements]
-    with connection.pipeline():
-        for cursor, (sql, params) in zip(cursors, statements):
-            cursor.execute(sql, params)
-    return [([d[0] for d in cursor.description], cursor.fetchall()) for cursor in cursors]
+    cursors = [cursor] + [connection.cursor() for _ in statements[1:]]
+    try:
+        with connection.pipeline():
+            for each, (sql, params) in zip(cursors, statements):
+                each.execute(sql, params)
+        return [([d[0] for d in each.description], each.fetchall()) for each in cursors]
+    finally:
+        for each in cursors[1:]:
+            each.close()
 
 
 class ReadThreads:

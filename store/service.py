@@ -209,12 +209,6 @@ class Service:
             return fn(*args)
         return await self.read_threads.run(fn, *args)
 
-    async def eligibility_logged(self, subject: str, activity: str, as_of: str | None, caller: str) -> dict:
-        """`eligibility` for the event loop: the reads run through `read`, the log entry is
-        group-committed by the decision writer and awaited, so no thread is held while the log
-        is written."""
-        return await self.log_answer(await self.read(self._answer, subject, activity, as_of), caller)
-
     def _answer(self, subject: str, activity: str, as_of: str | None) -> tuple[dict, dict]:
         as_of = self._checked_question(subject, activity, as_of)
         return self._answer_from(subject, activity, as_of, self.repository.check_reads(subject, as_of, activity))
@@ -245,7 +239,8 @@ class Service:
         return KeyedCheck(self.keys.principal_of(key_rows), answer, None)
 
     async def log_answer(self, answer: tuple[dict, dict], caller: str) -> dict:
-        """Record an answer of keyed_check under `caller` (group-committed, awaited) and return it."""
+        """Record an answer of keyed_check under `caller` and return it: the entry is
+        group-committed by the decision writer and awaited, so no thread is held meanwhile."""
         body, revisions = answer
         entry = await self.decision_writer.append(caller, _request_of(body), body, revisions)
         body["decision_id"] = entry["id"]
