@@ -15,11 +15,11 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator
 
-import orjson
 import yaml
 
 from catalog.vocabulary import Vocabulary, load_vocabulary, suggest
 
+from . import jsontext
 from .codes import code_kind
 from .dates import date_problem
 from .errors import BundleError
@@ -241,16 +241,6 @@ def _dym(value, known) -> str:
     return f" (did you mean {hint!r}?)" if hint else ""
 
 
-def _loads_line(line: str):
-    """One JSONL line: orjson first (parsing is a large part of what a big import's reading
-    process does), the standard library for whatever orjson refuses, so that NaN, integers
-    beyond 64 bits and the wording of syntax errors are exactly as before."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
-
-
 def read_bundles(path: str | Path, *, vocab: Vocabulary | None = None) -> Iterator[Bundle | BundleError]:
     """Bundles from a .json, .yaml/.yml or .jsonl file ('-' for JSONL on standard input).
 
@@ -268,7 +258,7 @@ def read_bundles(path: str | Path, *, vocab: Vocabulary | None = None) -> Iterat
                     continue
                 source = f"line {number}"
                 try:
-                    obj = _loads_line(line)
+                    obj = jsontext.loads(line)  # orjson: parsing is much of a big import's reading
                 except json.JSONDecodeError as exc:
                     yield BundleError(f"not valid JSON: {exc.msg} at column {exc.colno}", code="invalid_json",
                                       bundle=source)

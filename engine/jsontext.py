@@ -1,14 +1,14 @@
-"""JSON text for machines: what the store keeps in JSON columns and what durable-rules passes
-to its C core, written by orjson.
+"""JSON text for machines: what the store keeps in JSON columns, what durable-rules passes to
+its C core, and the lines of a JSONL import, written and read by orjson.
 
 The standard library's encoder was the largest single cost left in materialising a subject:
 ~30 calls a subject (durable-rules serialises every fact asserted and retracted and every
 action's state; the store every obligation's provenance and change-feed entry), 18 of the
-112 s of a profiled 100,000-subject import. orjson writes the same JSON values several times
-faster. The text is compact (no spaces after separators); nothing compares it as text, only
-as decoded values. Values orjson refuses (integers beyond 64 bits) fall back to the standard
-library, so nothing that encoded before fails now. Human-facing JSON (CLI output, the
-decision log's canonical form) does not go through here.
+112 s of a profiled 100,000-subject import. orjson writes and reads the same JSON values
+several times faster. The text is compact (no spaces after separators); nothing compares it
+as text, only as decoded values. What orjson refuses (integers beyond 64 bits, NaN) falls
+back to the standard library, so nothing that worked before fails now. Human-facing JSON (CLI
+output, the decision log's canonical form) does not go through here.
 """
 from __future__ import annotations
 
@@ -31,4 +31,10 @@ def dumps(value, **_ignored) -> str:
 
 
 def loads(text: str | bytes, **_ignored):
-    return orjson.loads(text)
+    """The value of JSON text. What orjson refuses and the standard library reads (NaN,
+    integers beyond 64 bits) is read as before, and bad JSON raises the standard library's
+    error, with its wording (import reports quote it)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

@@ -2,6 +2,7 @@
 writes reads back as json.dumps' text does, and nothing json.dumps accepts is refused."""
 import json
 
+import pytest
 from hypothesis import given, strategies as st
 
 from engine import jsontext
@@ -28,3 +29,11 @@ def test_what_orjson_refuses_falls_back_to_the_standard_library():
     huge = 2**70  # beyond orjson's 64-bit integers
     assert json.loads(jsontext.dumps({"n": huge})) == {"n": huge}
     assert json.loads(jsontext.dumps({1: "a", None: "b"})) == {"1": "a", "null": "b"}
+    assert jsontext.loads(json.dumps({"n": huge})) == {"n": huge}
+    assert jsontext.loads('{"x": NaN}')["x"] != jsontext.loads('{"x": NaN}')["x"]  # NaN, as json reads it
+    try:
+        json.loads('{"a": 1,}')
+    except json.JSONDecodeError as exc:
+        wording = exc.msg
+    with pytest.raises(json.JSONDecodeError, match=wording):
+        jsontext.loads('{"a": 1,}')
