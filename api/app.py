@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await service.close_loop_access()
             await run_in_threadpool(service.close)
 
     app = FastAPI(title="jointcredit", version="1", description=DESCRIPTION, lifespan=lifespan,

@@ -21,7 +21,7 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "authenticate", "document_bearer", "require", "SentKey", "known_principal", "allow",
+__all__ = ["ServiceDep", "document_bearer", "require", "SentKey", "known_principal", "allow",
            "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
@@ -35,11 +35,6 @@ async def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-
-
-def authenticate(service: Service, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The caller's principal from the bearer key, or 401."""
-    return known_principal(service.keys.principal(bearer_key(credentials)))
 
 
 def bearer_key(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -96,7 +91,7 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
         # dependency cost ~8 µs a request; document_bearer() puts the scheme in the OpenAPI.
         credentials = await _bearer(request)
         service = request.app.state.service
-        return allow(await service.read(authenticate, service, credentials), allowed)
+        return allow(known_principal(await service.principal(bearer_key(credentials))), allowed)
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"
     return check

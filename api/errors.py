@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import BundleError, CatalogError, EvaluationError, JointCreditError, RulebookErrors
+from engine.errors import CatalogError, EvaluationError, JointCreditError, RulebookErrors
 from store.driver import StoreUnavailable
 from store.service import ServiceError
 

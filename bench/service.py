@@ -36,6 +36,7 @@ Per backend, one after the other:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import json
@@ -44,7 +45,6 @@ import platform
 import pstats
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -553,19 +553,20 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {SERVER_CPU})
     from api.schemas import EligibilityAnswer
-    from engine.eligibility import eligibility_answer
     from store.service import Service
     from store.settings import Settings
 
     entries = json.loads(Path(requests_file).read_text())[:n]
     service = Service(Settings(database_url=url, load_demo=False))
-    repo, vocab = service.repository, service.vocab
 
-    def timed(label, fn):
+    async def timed(label, fn):
+        """fn(entry) per entry, awaited when it is a coroutine, on the loop as in the server."""
         samples = []
         for e in entries:
             t0 = time.perf_counter()
-            fn(e)
+            result = fn(e)
+            if asyncio.iscoroutine(result):
+                await result
             samples.append(time.perf_counter() - t0)
         samples.sort()
         return {"part": label, "mean_us": round(sum(samples) / len(samples) * 1e6, 1),
@@ -573,38 +574,55 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
 
     answers = {}
 
-    def answer(e):
-        obligations, known = repo.check_reads(e["subject"], AS_OF, e["activity"])
-        answers[id(e)] = eligibility_answer(e["subject"], e["activity"], AS_OF, known, obligations, vocab)
+    async def keyed(e):
+        found = await service.keyed_check(key, e["subject"], e["activity"], AS_OF)
+        answers[id(e)] = found.answer
+        return found
 
     seen = [0]
 
-    def group_of_8(e):
+    async def group_of_8(e):
         seen[0] += 1
         if seen[0] % 8 == 0:  # every 8th entry appends 8 at once: the mean is per decision
-            service.decisions.append_many([("system:bench", {"subject": e["subject"], "activity": e["activity"],
-                                                             "as_of": AS_OF}, answers[id(e)], revisions)] * 8)
+            body, revisions = answers[id(e)]
+            await service.loop_access.append_decisions(service.decisions, [(
+                "system:bench", {"subject": e["subject"], "activity": e["activity"], "as_of": AS_OF}, body, revisions)] * 8)
 
-    revisions = service.history.at(AS_OF).revisions
-    parts = [
-        timed("key lookup (keys.principal)", lambda e: service.keys.principal(key)),
-        timed("obligations + known, one statement (repository.check_reads)",
-              lambda e: repo.check_reads(e["subject"], AS_OF, e["activity"])),
-        timed("read + answer (no log)", answer),
-        timed("decision-log group commit of 8 (decisions.append_many), per decision", group_of_8),
-        timed("decision-log append alone (decisions.append)",
-              lambda e: service.decisions.append("system:bench", {"subject": e["subject"], "activity": e["activity"],
-                                                                  "as_of": AS_OF}, answers[id(e)], revisions)),
-        timed("response model + JSON (EligibilityAnswer)",
-              lambda e: EligibilityAnswer.model_validate({**answers[id(e)], "decision_id": "x" * 36}).model_dump_json()),
-        timed("service.eligibility, logged (all of the above but the key)",
-              lambda e: service.eligibility(e["subject"], e["activity"], AS_OF, caller="system:bench")),
-    ]
+    async def alone(e):
+        body, revisions = answers[id(e)]
+        await service.loop_access.append_decisions(service.decisions, [(
+            "system:bench", {"subject": e["subject"], "activity": e["activity"], "as_of": AS_OF}, body, revisions)])
+
+    async def checked(e):  # what the route does, FastAPI aside
+        found = await service.keyed_check(key, e["subject"], e["activity"], AS_OF)
+        return await service.log_answer(found.answer, "system:bench")
+
+    async def all_parts():
+        try:
+            return [
+                await timed("key lookup alone (Service.principal)", lambda e: service.principal(key)),
+                await timed("key lookup + obligations read + answer, one statement (Service.keyed_check)", keyed),
+                await timed("decision-log group commit of 8 (loop_access.append_decisions), per decision", group_of_8),
+                await timed("decision-log append alone (loop_access.append_decisions)", alone),
+                await timed("response model + JSON (EligibilityAnswer)",
+                            lambda e: EligibilityAnswer.model_validate({**answers[id(e)][0], "decision_id": "x" * 36})
+                            .model_dump_json()),
+                await timed("keyed_check + log_answer, one at a time (the route but FastAPI)", checked),
+            ]
+        finally:
+            await service.close_loop_access()
+
+    parts = asyncio.run(all_parts())
+    async def profiled():
+        try:
+            for e in entries:
+                await checked(e)
+        finally:
+            await service.close_loop_access()
+
     profile = cProfile.Profile()
     profile.enable()
-    for e in entries:
-        service.keys.principal(key)
-        service.eligibility(e["subject"], e["activity"], AS_OF, caller="system:bench")
+    asyncio.run(profiled())
     profile.disable()
     stats = pstats.Stats(profile)
     prof_path = Path(out).with_suffix(".prof")
@@ -648,18 +666,18 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 _SERVER_BUCKETS = [
     ("key lookup + obligations read + answer (Service.keyed_check)", "store/service.py", "keyed_check"),
-    ("  both statements (store.driver.read_all)", "store/driver.py", "read_all"),
+    ("  the statement (loop_access read_all: inline on SQLite, asyncpg)", "store/loop_access.py", "read_all"),
     ("  obligations + known from the rows (Repository.check_result)", "store/repository.py", "check_result"),
     ("  answer (engine.eligibility.eligibility_answer)", "engine/eligibility.py", "eligibility_answer"),
-    ("decision-log group commit (DecisionLog.append_many)", "store/decisions.py", "append_many"),
+    ("decision-log group commit (loop_access append_decisions)", "store/loop_access.py", "append_decisions"),
+    ("  chaining the entries (canonical JSON, SHA-256)", "store/decisions.py", "_links"),
     ("SQLAlchemy Connection.execute (build, compile-cache, run)", "sqlalchemy/engine/base.py", "execute"),
     ("  DB driver: sqlite3 Cursor.execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
     ("  DB driver: sqlite3 commit", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
-    ("  DB driver: psycopg Cursor.execute", "psycopg/cursor.py", "execute"),
+    ("  DB driver: asyncpg statements", "asyncpg/connection.py", "_do_execute"),
     ("connection pool checkout", "sqlalchemy/pool/base.py", "_checkout"),
     ("connection pool return (reset/rollback)", "sqlalchemy/pool/base.py", "_finalize_fairy"),
     ("FastAPI dependency resolution (solve_dependencies)", "fastapi/dependencies/utils.py", "solve_dependencies"),
-    ("thread-pool dispatch, event-loop side (run_in_threadpool)", "starlette/concurrency.py", "run_in_threadpool"),
     ("FastAPI request body -> model", "fastapi/dependencies/utils.py", "request_body_to_args"),
     ("FastAPI response model validation + serialisation", "fastapi/routing.py", "serialize_response"),
     ("JSON response rendering", "starlette/responses.py", "render"),
@@ -1072,7 +1090,7 @@ def print_table(report: dict) -> None:
     row(f"  max ms (c{c})", "load", "max_ms", "{:.1f}")
     row(f"  server CPU busy (c{c})", "load", "server_cpu_utilisation", "{:.0%}")
     row(f"  server CPU µs/check (c{c})", "load", "server_cpu_us_per_request", "{:,.0f}")
-    row(f"  server CPU µs/check (c1)", "c1", "server_cpu_us_per_request", "{:,.0f}")
+    row("  server CPU µs/check (c1)", "c1", "server_cpu_us_per_request", "{:,.0f}")
     row(f"  client CPU busy (c{c})", "load", "client_cpu_utilisation", "{:.0%}")
     row(f"  PostgreSQL CPUs busy (c{c})", "load", ("cpu_watch", "postgres_cpus"), "{:.2f}")
     row(f"  other processes' CPUs (c{c})", "load", ("cpu_watch", "others_cpus"), "{:.2f}")

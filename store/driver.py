@@ -10,16 +10,13 @@ reads, outside the pool, because checking a connection out of the pool and back 
 much as the statements (~12 µs a check on SQLite, py-spy; on PostgreSQL ~40 µs with the
 autocommit toggles). That is safe: outside a transaction (SQLite) or in autocommit
 (PostgreSQL) every SELECT sees the latest commit, and a connection is never shared between
-threads. On SQLite every thread does so; on a database server only the few ReadThreads that
-serve the event loop's reads, so the connections stay bounded, and other threads read on
-pooled connections.
+threads. Only on SQLite: on a database server the worker threads read on pooled connections,
+and the event loop's own reads go through asyncpg (store/loop_access.py).
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -28,7 +25,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JointCreditError
 
-__all__ = ["param_mark", "driver_cursor", "read", "read_all", "ReadThreads", "close_readers", "DedicatedConnection", "StoreUnavailable"]
+__all__ = ["param_mark", "driver_cursor", "read", "read_all", "beside", "apart", "close_readers", "DedicatedConnection", "StoreUnavailable"]
 
 
 class StoreUnavailable(JointCreditError):
@@ -95,7 +92,6 @@ class _Readers(threading.local):
 
 
 _readers: "weakref.WeakKeyDictionary[Engine, _Readers]" = weakref.WeakKeyDictionary()
-_reader_thread = threading.local()  # .yes in ReadThreads' threads
 _readers_lock = threading.Lock()
 
 
@@ -119,58 +115,40 @@ def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple
 
 
 def read_all(engine: Engine, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-    """Column names and rows of each read-only statement, on this thread's own connection.
-
-    On a database server the statements go in one round trip: psycopg's pipeline mode sends
-    them all before waiting for any answer, so an eligibility check's key lookup and
-    obligations read wait one network round trip, not two. On SQLite (no network) they simply
-    run one after the other."""
-    if engine.dialect.name != "sqlite" and not getattr(_reader_thread, "yes", False):
-        block = driver_cursor(engine, reads_only=True)  # any other thread: a pooled connection
+    """Column names and rows of each read-only statement: on SQLite on this thread's own
+    connection, on a database server on a pooled one in autocommit."""
+    if engine.dialect.name != "sqlite":
+        block = driver_cursor(engine, reads_only=True)
     else:
         block = _own_connection(engine).cursor()  # a broken one is dropped; the next read opens another
     with block as cursor:
         return _run_all(cursor, statements)
 
 
+def beside(lookup: tuple[str, tuple], statement: tuple[str, tuple]) -> tuple[str, tuple]:
+    """Two reads as one statement: every row of `statement`, which must return at least one row,
+    each preceded by the columns of `lookup`'s row (it finds at most one; all NULL when none).
+    A second statement costs a second round trip on a database server and, through asyncpg,
+    ~30 µs of the server's CPU; `apart` splits the rows again. `statement`'s row order is not
+    kept (a derived table has none): its reader sorts."""
+    (lookup_sql, lookup_params), (sql, params) = lookup, statement
+    return f"SELECT l.*, s.* FROM ({sql}) AS s LEFT JOIN ({lookup_sql}) AS l ON 1 = 1", (*params, *lookup_params)
+
+
+def apart(result: tuple[list[str], list[tuple]], width: int) -> tuple[tuple[list[str], list[tuple]], ...]:
+    """`beside`'s result as the two results it joined: `lookup`'s first `width` columns (its row,
+    or none when they are NULL: its first column must never be NULL), and `statement`'s."""
+    names, rows = result
+    found = [row[:width] for row in rows[:1] if row[0] is not None]
+    return (names[:width], found), (names[width:], [row[width:] for row in rows])
+
+
 def _run_all(cursor, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-    connection = cursor.connection
-    if len(statements) == 1 or not hasattr(connection, "pipeline"):  # sqlite3 has no pipeline
-        out = []
-        for sql, params in statements:
-            cursor.execute(sql, params)
-            out.append(([d[0] for d in cursor.description], cursor.fetchall()))
-        return out
-    cursors = [cursor] + [connection.cursor() for _ in statements[1:]]
-    try:
-        with connection.pipeline():
-            for each, (sql, params) in zip(cursors, statements):
-                each.execute(sql, params)
-        return [([d[0] for d in each.description], each.fetchall()) for each in cursors]
-    finally:
-        for each in cursors[1:]:
-            each.close()
-
-
-class ReadThreads:
-    """A few threads for the event loop's reads on a database server, each keeping one
-    connection of its own in autocommit (the pool's checkout and the autocommit toggles cost
-    ~40 µs a check, measured). A fixed number of threads bounds those connections; other
-    threads read on pooled connections. The hop is asyncio's run_in_executor (~87 µs of CPU
-    against ~116 µs through anyio's worker threads, measured)."""
-
-    def __init__(self, size: int = 8):
-        self._executor = ThreadPoolExecutor(size, thread_name_prefix="jc-read", initializer=_mark_reader_thread)
-
-    async def run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
-def _mark_reader_thread() -> None:
-    _reader_thread.yes = True
+    out = []
+    for sql, params in statements:
+        cursor.execute(sql, params)
+        out.append(([d[0] for d in cursor.description], cursor.fetchall()))
+    return out
 
 
 def close_readers(engine: Engine) -> None:

@@ -33,6 +33,8 @@ def _digest(key: str) -> str:
 
 
 class KeyStore:
+    LOOKUP_COLUMNS = ("id", "name", "role", "department")  # a Principal's fields; id is never NULL
+
     def __init__(self, engine: Engine):
         self.engine = engine
 
@@ -57,7 +59,7 @@ class KeyStore:
     def lookup(self, key: str) -> tuple[str, tuple]:
         """The statement `principal` runs, for a caller that sends it with others (read_all)."""
         mark = param_mark(self.engine)
-        return (f"SELECT id, name, role, department FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
+        return (f"SELECT {', '.join(self.LOOKUP_COLUMNS)} FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
                 (_digest(key), False))
 
     @staticmethod

@@ -208,7 +208,7 @@ class Repository:
                                        "WHERE generation = {m} AND source_subject IN ({in})", sources, (current,)):
                 row = dict(zip(_DIFF_COLUMNS, values))
                 for name in ("effects", "provenance"):
-                    if isinstance(row[name], str):  # SQLite returns JSON as text, PostgreSQL decoded
+                    if isinstance(row[name], str):  # text from sqlite3 and asyncpg, decoded by psycopg
                         row[name] = loads(row[name])
                 old.setdefault(row["source_subject"], []).append(row)
             if generation is None:
@@ -282,14 +282,17 @@ class Repository:
     def check_result(self, result: tuple[list[str], list[tuple]], activity: str | None = None) -> tuple[list[dict], bool]:
         """check_reads' answer from what check_statement's statement returned."""
         names, fetched = result
-        rows = [dict(zip(names[1:], row[1:])) for row in fetched if row[1] is not None]  # row[1]: o.id
+        # row[1] is o.id: None on the one row of a subject without obligations; sorted here, as
+        # the statement may have been joined with another (driver.beside) and lost its order
+        found = sorted((row for row in fetched if row[1] is not None), key=itemgetter(1))
+        rows = [dict(zip(names[1:], row[1:])) for row in found]
         known = bool(rows) or any(row[0] for row in fetched)
         if activity is not None:  # a subject has few obligations: filtering here beats a LIKE in SQL
             needle = f",{activity},"
             rows = [row for row in rows if needle in row["activities"]]
         for row in rows:
             for name in ("effects", "provenance"):
-                if isinstance(row[name], str):  # SQLite returns JSON as text, PostgreSQL decoded
+                if isinstance(row[name], str):  # text from sqlite3 and asyncpg, decoded by psycopg
                     row[name] = loads(row[name])
         return rows, known
 
@@ -303,7 +306,7 @@ class Repository:
                 f"LEFT JOIN subjects AS s ON s.code = {mark} "
                 f"LEFT JOIN obligations AS o ON o.target_code = {mark} "
                 f"AND o.generation = (SELECT generation FROM catalog_state WHERE id = 1) "
-                f"AND o.valid_from <= {mark} AND (o.valid_until IS NULL OR o.valid_until > {mark}) ORDER BY o.id")
+                f"AND o.valid_from <= {mark} AND (o.valid_until IS NULL OR o.valid_until > {mark})")
             cache["known"] = f"SELECT 1 FROM subjects WHERE code = {mark}"
         return cache["check"]
 

@@ -22,9 +22,10 @@ from engine.resources import default_rulebook_dir
 
 from .checkpointer import WalCheckpointer
 from .db import make_engine, migrate, restore_indexes
-from .driver import ReadThreads, close_readers, read, read_all
+from .driver import apart, beside, close_readers
 from .decision_writer import DecisionWriter
 from .decisions import DecisionLog
+from .loop_access import loop_access
 from .keys import KeyStore, Principal
 from .materialise import Materialiser
 from .history import BEGINNING, CatalogHistory
@@ -74,9 +75,9 @@ class Service:
             log.warning("built the indexes a killed import left missing: %s", ", ".join(restored))
         self.repository = Repository(self.engine)
         self.decisions = DecisionLog(self.engine)
-        self.reads_inline = self.engine.dialect.name == "sqlite"  # see read()
-        self.read_threads = None if self.reads_inline else ReadThreads()
-        self.decision_writer = DecisionWriter(self.decisions, on_loop=self.reads_inline)
+        # The event loop's reads and log appends: inline on SQLite, asyncpg on a database server.
+        self.loop_access = loop_access(self.engine)
+        self.decision_writer = DecisionWriter(lambda items: self.loop_access.append_decisions(self.decisions, items))
         self.keys = KeyStore(self.engine)
         self.rulebook_store = RulebookStore(self.engine)
         # Serialises everything that re-materialises obligations (record pushes, publishes):
@@ -90,13 +91,17 @@ class Service:
             self.materialiser.rebuild()
         self._generation = self.repository.generation()
 
+    async def close_loop_access(self) -> None:
+        """On the event loop that served the checks, before close(): write the decisions still
+        queued, then close that loop's connections."""
+        await self.decision_writer.close()
+        await self.loop_access.close()
+
     def close(self) -> None:
-        """Write the decisions still queued, then release the database connections."""
-        self.decision_writer.close()
+        """Release the database connections (after close_loop_access, where a loop served checks)."""
+        self.loop_access.terminate()
         if self.checkpointer is not None:
             self.checkpointer.stop()
-        if self.read_threads is not None:
-            self.read_threads.close()
         close_readers(self.engine)
         self.engine.dispose()
 
@@ -198,16 +203,10 @@ class Service:
             answer["decision_id"] = self.decisions.append(caller, _request_of(answer), answer, revisions)["id"]
         return answer
 
-    async def read(self, fn, *args):
-        """Run a few indexed reads for the event loop. On SQLite they run right here: a read costs
-        ~20 µs, less than a hop to a worker thread. On a database server each statement waits a
-        network round trip, during which the loop could serve other requests, so they run in one
-        of a few threads that keep a connection each (driver.ReadThreads). psycopg's async
-        connections on the loop itself were measured slower in the server (1,230 against 1,500
-        checks/s, see the git history)."""
-        if self.reads_inline:
-            return fn(*args)
-        return await self.read_threads.run(fn, *args)
+    async def principal(self, key: str) -> Principal | None:
+        """The key's principal (None: unknown or revoked), read for the event loop."""
+        (found,) = await self.loop_access.read_all([self.keys.lookup(key)])
+        return self.keys.principal_of(found)
 
     def _answer(self, subject: str, activity: str, as_of: str | None) -> tuple[dict, dict]:
         as_of = self._checked_question(subject, activity, as_of)
@@ -224,17 +223,17 @@ class Service:
         answer = eligibility_answer(subject, activity, as_of, known, obligations, self.vocab)
         return answer, self.history.at(as_of).revisions
 
-    def keyed_check(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
-        """The caller's principal and the answer to its question, read together: on a database
-        server the key lookup and the obligations read go in one round trip (driver.read_all),
-        and the route makes one hop to a worker thread instead of two. The caller is authorised
-        by the API before it sees the answer or the problem, which is logged only then."""
+    async def keyed_check(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
+        """The caller's principal and the answer to its question, read together for the event
+        loop (store/loop_access.py) as one statement (driver.beside), without a hop to a thread. The caller is authorised by the API before it sees the answer or the
+        problem, which is logged only then."""
         lookup = self.keys.lookup(key)
         try:
             as_of = self._checked_question(subject, activity, as_of)
         except ServiceError as problem:  # the key is still looked up: 401 comes before 422
-            return KeyedCheck(self.keys.principal_of(read(self.engine, *lookup)), None, problem)
-        key_rows, check_rows = read_all(self.engine, [lookup, self.repository.check_statement(subject, as_of)])
+            return KeyedCheck(await self.principal(key), None, problem)
+        (both,) = await self.loop_access.read_all([beside(lookup, self.repository.check_statement(subject, as_of))])
+        key_rows, check_rows = apart(both, len(self.keys.LOOKUP_COLUMNS))
         answer = self._answer_from(subject, activity, as_of, self.repository.check_result(check_rows, activity))
         return KeyedCheck(self.keys.principal_of(key_rows), answer, None)
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 import engine
 from store.checkpointer import WalCheckpointer
@@ -16,7 +16,7 @@ from store.db import make_engine, migrate
 from store.decision_writer import DecisionWriter
 from store.decisions import DecisionLog, _canonical_entry, canonical
 from store import driver
-from store.driver import StoreUnavailable, read, read_all
+from store.driver import StoreUnavailable, apart, beside, read
 from store.keys import KeyStore
 from store.service import Service
 from store.settings import Settings
@@ -42,17 +42,22 @@ async def _append_all(writer: DecisionWriter, count: int) -> list[dict]:
     return await asyncio.gather(*(writer.append(*_ask(n)) for n in range(count)))
 
 
-@pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "writer-thread"])
-def test_checks_waiting_together_share_commits_and_each_gets_its_own_link(service, on_loop):
-    writer = DecisionWriter(service.decisions, on_loop=on_loop)
-    try:
-        entries = asyncio.run(_append_all(writer, 40))
-    finally:
-        writer.close()
+def _on_a_loop(service, work):
+    """Run `work()` on an event loop as the server does, closing that loop's connections after."""
+    async def run():
+        try:
+            return await work()
+        finally:
+            await service.close_loop_access()
+
+    return asyncio.run(run())
+
+
+def test_checks_waiting_together_share_commits_and_each_gets_its_own_link(service):
+    writer = service.decision_writer  # the route's: inline on SQLite, asyncpg on PostgreSQL
+    entries = _on_a_loop(service, lambda: _append_all(writer, 40))
     assert writer.entries == 40
-    if on_loop:  # all 40 were queued in one pass of the loop: one transaction
-        assert writer.batches == 1
-    assert writer.batches <= 40
+    assert writer.batches == 1  # all 40 were queued before the first append started: one commit
     # each waiter got the entry of its own request, chained in the order of the commit
     assert [e["answer"]["n"] for e in entries] == list(range(40))
     seqs = [e["seq"] for e in entries]
@@ -64,31 +69,50 @@ def test_checks_waiting_together_share_commits_and_each_gets_its_own_link(servic
     assert service.decisions.verify() == {"ok": True, "checked": 40, "broken_at": None}
 
 
-def test_a_group_commit_continues_the_chain_of_single_appends(service):
-    first = service.decisions.append(*_ask(1))
-    writer = DecisionWriter(service.decisions)
-    try:
-        entries = asyncio.run(_append_all(writer, 5))
-    finally:
-        writer.close()
-    last = service.decisions.append(*_ask(9))
-    assert entries[0]["prev_hash"] == first["hash"] and last["prev_hash"] == entries[-1]["hash"]
+def test_appends_queued_during_a_commit_go_in_the_next_one(service):
+    writer = service.decision_writer
+
+    async def two_waves():
+        first = [asyncio.ensure_future(writer.append(*_ask(n))) for n in range(5)]
+        await asyncio.sleep(0)  # the five queue their entries
+        await asyncio.sleep(0)  # and the append of those five starts (on SQLite: is done)
+        second = [asyncio.ensure_future(writer.append(*_ask(n))) for n in range(5, 12)]
+        return await asyncio.gather(*first, *second)
+
+    entries = _on_a_loop(service, two_waves)
+    assert (writer.batches, writer.entries) == (2, 12)
+    assert [e["seq"] for e in entries] == list(range(1, 13))
     assert service.decisions.verify()["ok"] is True
 
 
-@pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "writer-thread"])
-def test_a_failed_commit_fails_every_waiting_check_and_the_writer_goes_on(service, on_loop):
-    writer = DecisionWriter(service.decisions, on_loop=on_loop)
+def test_group_commits_and_single_appends_of_other_writers_make_one_chain(service):
+    """The writer on PostgreSQL appends after the head its own last append left, and finds out
+    in the same statement when another writer (a batch check, another process) moved it."""
+    first = service.decisions.append(*_ask(1))
+    writer = service.decision_writer
+
+    async def interleaved():
+        group = await _append_all(writer, 5)
+        middle = await asyncio.to_thread(service.decisions.append, *_ask(7))  # another writer moves the head
+        return group, middle, await _append_all(writer, 3)
+
+    group, middle, after = _on_a_loop(service, interleaved)
+    last = service.decisions.append(*_ask(9))
+    assert group[0]["prev_hash"] == first["hash"] and middle["prev_hash"] == group[-1]["hash"]
+    assert after[0]["prev_hash"] == middle["hash"] and last["prev_hash"] == after[-1]["hash"]
+    assert [e["seq"] for e in after] == [8, 9, 10] and last["seq"] == 11
+    assert service.decisions.verify() == {"ok": True, "checked": 11, "broken_at": None}
+
+
+def test_a_failed_commit_fails_every_waiting_check_and_the_writer_goes_on(service):
+    writer = service.decision_writer
     with service.engine.begin() as c:
         c.execute(text("DELETE FROM chain_head"))
-    try:
-        results = asyncio.run(_gather_outcomes(writer, 5))
-        assert all(isinstance(r, RuntimeError) and "chain head" in str(r) for r in results)
-        with service.engine.begin() as c:
-            c.execute(text("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
-        entries = asyncio.run(_append_all(writer, 3))  # the writer survived the failure
-    finally:
-        writer.close()
+    results = _on_a_loop(service, lambda: _gather_outcomes(writer, 5))
+    assert all(isinstance(r, RuntimeError) and "chain head" in str(r) for r in results)
+    with service.engine.begin() as c:
+        c.execute(text("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+    entries = _on_a_loop(service, lambda: _append_all(writer, 3))  # the writer survived the failure
     assert [e["seq"] for e in entries] == [1, 2, 3]
     assert service.decisions.verify()["ok"] is True
 
@@ -98,15 +122,16 @@ async def _gather_outcomes(writer, count):
 
 
 def test_closing_the_writer_writes_what_is_queued(service):
-    writer = DecisionWriter(service.decisions)
+    writer = service.decision_writer
 
     async def queue_then_close():
         pending = [asyncio.ensure_future(writer.append(*_ask(n))) for n in range(10)]
         await asyncio.sleep(0)  # all ten are queued
-        await asyncio.to_thread(writer.close)
+        await writer.close()
+        assert all(p.done() for p in pending)
         return await asyncio.gather(*pending)
 
-    entries = asyncio.run(queue_then_close())
+    entries = _on_a_loop(service, queue_then_close)
     assert len({e["id"] for e in entries}) == 10
     assert service.decisions.verify()["checked"] == 10
 
@@ -120,7 +145,7 @@ def test_the_async_check_answers_like_the_sync_one_and_is_logged(service):
     key = service.keys.create("system", "a")
 
     async def check(subject, activity):  # what the route does, the key's authorisation aside
-        found = await service.read(service.keyed_check, key, subject, activity, AS_OF)
+        found = await service.keyed_check(key, subject, activity, AS_OF)
         assert found.principal.name == "a" and found.problem is None
         return await service.log_answer(found.answer, "system:a")
 
@@ -128,7 +153,7 @@ def test_the_async_check_answers_like_the_sync_one_and_is_logged(service):
         return await asyncio.gather(check(company, "government_procurement"), check(person, "senior_management"),
                                     check(org_code(301), "honours"))
 
-    barred, rep, unknown = asyncio.run(ask())
+    barred, rep, unknown = _on_a_loop(service, ask)
     sync = service.eligibility(company, "government_procurement", AS_OF, "system:s")
     assert {k: v for k, v in barred.items() if k != "decision_id"} == {k: v for k, v in sync.items() if k != "decision_id"}
     assert barred["eligible"] is False and rep["eligible"] is False
@@ -196,48 +221,99 @@ def test_a_lost_connection_is_store_unavailable_and_the_next_check_gets_a_fresh_
     if service.engine.dialect.name != "postgresql":
         pytest.skip("a server-side disconnect needs a database server")
     service.repository.known(org_code(1))  # a pooled connection now exists
-    admin = make_engine(service.settings.database_url)  # as if the server restarted
+    _terminate_sessions(service)  # as if the server restarted
+    with pytest.raises(StoreUnavailable) as caught:
+        service.repository.check_reads(org_code(1), AS_OF)
+    assert caught.value.code == "store_unavailable"
+    assert service.repository.check_reads(org_code(1), AS_OF) == ([], False)
+
+    async def checks_around_a_restart():  # the event loop's own connections (asyncpg)
+        before = await service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)
+        await _append_all(service.decision_writer, 2)
+        await asyncio.to_thread(_terminate_sessions, service)
+        outcomes = [await _outcome(service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)),
+                    await _outcome(_append_all(service.decision_writer, 2))]
+        after = await service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)
+        return before, outcomes, after, await _append_all(service.decision_writer, 2)
+
+    before, outcomes, after, appended = _on_a_loop(service, checks_around_a_restart)
+    assert before.answer == after.answer and after.principal is None
+    # asyncpg notices a closed session before reusing it; if it does not, the request is a 503
+    assert all(not isinstance(o, Exception) or isinstance(o, StoreUnavailable) for o in outcomes)
+    assert len(appended) == 2
+    service.engine.dispose()  # the synchronous pool's sessions were terminated too (tested above)
+    assert service.decisions.verify() == {"ok": True, "checked": 4 + sum(isinstance(o, list) for o in outcomes) * 2,
+                                          "broken_at": None}
+
+
+async def _outcome(awaitable):
+    try:
+        return await awaitable
+    except Exception as exc:  # noqa: BLE001 - the test looks at it
+        return exc
+
+
+def _terminate_sessions(service) -> None:
+    admin = make_engine(service.settings.database_url)
     with admin.connect() as c:
         killed = c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
     admin.dispose()
     assert killed >= 1
-    with pytest.raises(StoreUnavailable) as caught:
-        service.repository.check_reads(org_code(1), AS_OF)
-    assert caught.value.code == "store_unavailable"
-    assert service.repository.check_reads(org_code(1), AS_OF) == ([], False)
-    with admin.connect() as c:  # and the same for the key lookup and the check read sent together
-        c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-    admin.dispose()
-    with pytest.raises(StoreUnavailable):
-        service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)
-    assert service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF).principal is None
 
 
-def test_reads_sent_together_answer_as_each_alone(service, monkeypatch):
-    """read_all: the key lookup and the check read of the eligibility route in one round trip on
-    PostgreSQL (psycopg's pipeline), the same rows as reading one after the other."""
+def test_an_unreachable_database_is_store_unavailable_on_the_loop_and_nothing_is_logged(service):
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("the loop's own connections are asyncpg's, on a database server")
+    reachable, service.loop_access.dsn = service.loop_access.dsn, "postgresql://postgres@127.0.0.1:1/nowhere"
+
+    async def while_unreachable():
+        outcomes = [await _outcome(service.keyed_check("jc_x", org_code(1), "honours", AS_OF)),
+                    await _outcome(service.decision_writer.append(*_ask(1)))]
+        service.loop_access.dsn = reachable
+        return outcomes, await service.decision_writer.append(*_ask(2))
+
+    (read_failed, append_failed), entry = _on_a_loop(service, while_unreachable)
+    for failed in (read_failed, append_failed):
+        assert isinstance(failed, StoreUnavailable) and failed.code == "store_unavailable"
+        assert "cannot be reached" in failed.message
+    assert entry["seq"] == 1 and service.decisions.verify()["checked"] == 1
+
+
+def test_placeholders_are_renumbered_for_asyncpg(service):
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("asyncpg serves a database server only")
+    numbered = service.loop_access._numbered
+    assert numbered("SELECT 1 FROM t WHERE a = %s AND (b = %s OR c > %s)") == "SELECT 1 FROM t WHERE a = $1 AND (b = $2 OR c > $3)"
+    with pytest.raises(ValueError):
+        numbered("SELECT 1 FROM t WHERE a LIKE 'x%%' AND b = %s")
+
+
+def test_the_key_lookup_beside_the_check_read_answers_as_each_alone(service):
+    """The eligibility route's two reads as one statement (driver.beside, split by apart), through
+    the event loop's access (asyncpg on PostgreSQL) and the synchronous driver alike."""
     key = service.keys.create("system", "together")
-    listed = org_code(1)
-    service.save([engine.parse_bundle(bundle(listed, entry("tax.major_violation", "2024-01-10")))])
-    pipelines = []
-    if service.engine.dialect.name == "postgresql":
-        import psycopg
+    listed, rep = org_code(1), person_code(1)
+    service.save([engine.parse_bundle(bundle(listed, entry("tax.major_violation", "2024-01-10"),
+                                             {"id": "rel", "kind": "relation", "type": "legal_representative",
+                                              "other": rep, "listed_on": "2020-01-01"}, related=[rep]))])
+    width = len(service.keys.LOOKUP_COLUMNS)
+    cases = [(k, code) for k in (key, "jc_no-such-key") for code in (listed, rep, org_code(2))]
 
-        original = psycopg.Connection.pipeline
-        monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: pipelines.append(1) or original(self))
-    for code in (listed, org_code(2)):
-        statements = [service.keys.lookup(key), service.repository.check_statement(code, AS_OF),
-                      service.keys.lookup("jc_no-such-key")]
-        together = read_all(service.engine, statements)
-        assert together == [read(service.engine, *s) for s in statements]
-        assert service.keys.principal_of(together[0]).name == "together"
-        assert service.keys.principal_of(together[2]) is None
-        assert service.repository.check_result(together[1]) == service.repository.check_reads(code, AS_OF)
-    assert service.repository.check_result(read_all(service.engine, [service.repository.check_statement(
-        listed, AS_OF)])[0])[0]  # the listed subject's obligations are there
-    assert len(pipelines) == (2 if service.engine.dialect.name == "postgresql" else 0)  # one per read_all of several
+    async def on_the_loop():
+        return [(await service.loop_access.read_all([beside(service.keys.lookup(k), service.repository.check_statement(
+            code, AS_OF))]))[0] for k, code in cases]
+
+    for (k, code), joined in zip(cases, _on_a_loop(service, on_the_loop)):
+        key_rows, check_rows = apart(joined, width)
+        assert apart(read(service.engine, *beside(service.keys.lookup(k), service.repository.check_statement(
+            code, AS_OF))), width)[0] == key_rows
+        assert service.keys.principal_of(key_rows) == service.keys.principal(k)
+        assert (service.keys.principal_of(key_rows) is None) == (k != key)
+        assert service.repository.check_result(check_rows) == service.repository.check_reads(code, AS_OF)
+    obligations, known = service.repository.check_reads(listed, AS_OF)
+    assert known and len(obligations) >= 2  # several rows, in the order of their ids
+    assert [o["id"] for o in obligations] == sorted(o["id"] for o in obligations)
 
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -287,39 +363,41 @@ def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_p
     eng.dispose()
 
 
-def test_the_writer_commits_while_checks_hold_every_pooled_connection(database_url):
-    """Regression: with the writer on the shared pool, 64 checks in flight on PostgreSQL held every
-    connection for their reads and the log's commits queued behind them (throughput collapsed)."""
-    url = database_url.replace("postgresql://", "postgresql+psycopg://")
-    eng = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=1)
-    migrate(eng)
-    writer = DecisionWriter(DecisionLog(eng))
-    held = eng.raw_connection()  # the pool's only connection, as if a check's read held it
-    try:
-        entries = asyncio.run(_append_all(writer, 5))
-    finally:
-        held.close()
-        writer.close()
+def test_the_writer_commits_while_checks_hold_every_read_connection(service):
+    """Regression: with the writer on the readers' pool, 64 checks in flight on PostgreSQL held every
+    connection for their reads and the log's commits queued behind them (throughput collapsed).
+    The writer keeps a connection of its own."""
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's reads and appends run inline: there is no pool to wait for")
+
+    async def append_while_reads_hold_the_pool():
+        await service.principal("jc_x")  # the readers' pool exists
+        pool = service.loop_access._pool
+        held = [await pool.acquire() for _ in range(service.loop_access.readers)]
+        try:
+            return await asyncio.wait_for(_append_all(service.decision_writer, 5), timeout=10)
+        finally:
+            for connection in held:
+                await pool.release(connection)
+
+    entries = _on_a_loop(service, append_while_reads_hold_the_pool)
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
-    assert DecisionLog(eng).verify()["ok"] is True
-    eng.dispose()
+    assert service.decisions.verify()["ok"] is True
 
 
-def test_the_loops_reads_run_on_a_few_threads_that_keep_their_connections(service):
-    """On a database server, reads awaited by the event loop run on ReadThreads: each keeps one
-    autocommit connection of its own (no pool checkout per check), and there are never more
-    than the threads; on SQLite they run inline."""
-    key = service.keys.create("system", "threads")
+def test_the_loops_reads_stay_within_a_few_connections(service):
+    """On a database server the event loop's reads share a small asyncpg pool, however many
+    checks are in flight; on SQLite they run inline on the thread's own connection."""
+    key = service.keys.create("system", "many")
 
     async def many():
-        return await asyncio.gather(*[service.read(service.keys.principal, key) for _ in range(64)])
+        principals = await asyncio.gather(*[service.principal(key) for _ in range(64)])
+        pool = service.loop_access._pool if service.engine.dialect.name == "postgresql" else None
+        return principals, pool.get_size() if pool is not None else None
 
-    principals = asyncio.run(many())
-    assert {p.name for p in principals} == {"threads"}
+    principals, connections = _on_a_loop(service, many)
+    assert {p.name for p in principals} == {"many"}
     if service.engine.dialect.name == "sqlite":
-        assert service.read_threads is None
-        return
-    own = driver._readers[service.engine].everyone
-    assert 1 <= len(own) <= 8
-    assert all(o.connection().autocommit for o in own)
-    assert service.engine.pool.checkedout() == 0
+        assert connections is None and service.engine.pool.checkedout() == 0
+    else:
+        assert 1 <= connections <= service.loop_access.readers

@@ -16,7 +16,7 @@ async def check(body: EligibilityRequest, request: Request, key: SentKey):
     # The key is looked up with the question's own reads (one round trip on a database server),
     # and the caller authorised before anything else is said; then the decision log's group
     # commit, awaited.
-    found = await service.read(service.keyed_check, key, body.subject, body.activity, body.as_of)
+    found = await service.keyed_check(key, body.subject, body.activity, body.as_of)
     caller = allow(known_principal(found.principal), CHECKER_ROLES)
     if found.problem is not None:
         raise found.problem
