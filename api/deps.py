@@ -5,27 +5,28 @@ Authentication is a bearer API key looked up in the key store; authorisation is 
 
 The dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool,
 and those hops (one per dependency, four on every route) cost more than the work they do.
-The key lookup is one indexed read of a unique hash, cheaper than a hop to a worker thread,
-so it runs on the event loop too; every request reads it afresh, so a revoked key stops
-working at once, in every server process.
+The key lookup is one indexed read of a unique hash, on the event loop (store/loop_access.py);
+every request reads it afresh, so a revoked key stops working at once, in every server process.
 """
 from __future__ import annotations
 
 from typing import Annotated, Awaitable, Callable
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from store.keys import ROLES, Principal
 from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "document_bearer", "require", "SentKey", "known_principal", "allow",
+__all__ = ["ServiceDep", "document_bearer", "require", "sent_key", "known_principal", "allow",
            "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
-# auto_error=False: a missing header is answered by our handler (code, WWW-Authenticate), not FastAPI's.
+# Only documented (document_bearer): the key is read by sent_key, and a missing one is answered by
+# our handler (code, WWW-Authenticate), not FastAPI's.
 _bearer = HTTPBearer(auto_error=False, description="An API key made with `jointcredit keys create`.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -37,12 +38,16 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def bearer_key(credentials: HTTPAuthorizationCredentials | None) -> str:
-    """The key sent, or 401 when there is none."""
-    if credentials is None or not credentials.credentials:
+def sent_key(request: Request) -> str:
+    """The key sent as `Authorization: Bearer <key>`, not yet looked up, or 401 when there is
+    none. A plain call, not a dependency: FastAPI's resolution of a dependency (and HTTPBearer's
+    own) cost more a request than reading one header. document_bearer() puts the scheme in the
+    OpenAPI, as `Depends(HTTPBearer())` would."""
+    scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not key:
         raise ApiError("unauthorized", "an API key is required: send `Authorization: Bearer <key>`",
                        headers=_CHALLENGE)
-    return credentials.credentials
+    return key
 
 
 def known_principal(principal: Principal | None) -> Principal:
@@ -87,23 +92,13 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     allowed = allowed_roles(*roles)
 
     async def check(request: Request) -> Principal:
-        # _bearer is called, not declared as a sub-dependency: FastAPI's resolution of one more
-        # dependency cost ~8 µs a request; document_bearer() puts the scheme in the OpenAPI.
-        credentials = await _bearer(request)
         service = request.app.state.service
-        return allow(known_principal(await service.principal(bearer_key(credentials))), allowed)
+        return allow(known_principal(await service.principal(sent_key(request))), allowed)
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"
     return check
 
 
-async def sent_key(request: Request) -> str:
-    """The bearer key, not yet looked up: for a route that looks it up together with its own
-    reads (the eligibility check) and then authorises with `known_principal` and `allow`."""
-    return bearer_key(await _bearer(request))
-
-
-SentKey = Annotated[str, Depends(sent_key)]
 AnyCaller = Annotated[Principal, Depends(require(*ROLES))]
 CHECKER_ROLES = allowed_roles("system", "auditor")  # ask eligibility questions
 Checker = Annotated[Principal, Depends(require(*CHECKER_ROLES))]
