@@ -141,7 +141,7 @@ def _bodies(entries: list[dict]) -> list[bytes]:
 # -- raw asyncio client ---------------------------------------------------------------------
 async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: list[bytes], offset: int, count: int,
                      concurrency: int, deadline: float, tally: _Tally | None, latencies: list[float],
-                     rate: float | None = None) -> tuple[float, bool]:
+                     rate: float | None = None, lags: list[float] | None = None) -> tuple[float, bool]:
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             + (f"Authorization: Bearer {key}\r\n" if key else "") + "Content-Length: ").encode()
     requests = [head + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
@@ -163,9 +163,10 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
                 i = offset + k
                 if rate:  # open loop: request k is due at start + k / rate, and its latency counts from then
                     t0 = state["start"] + k / rate
-                    wait = t0 - perf()
-                    if wait > 0:
+                    while (wait := t0 - perf()) > 0:  # uvloop's timers round to 1 ms and may fire early
                         await asyncio.sleep(wait)
+                    if lags is not None:  # how late the client itself sent it (counted in its latency)
+                        lags.append(perf() - t0)
                 else:
                     t0 = perf()
                 writer.write(requests[i % nreq])
@@ -247,6 +248,8 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
     deadline_warm = time.perf_counter() + max_seconds
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
+    lags: list[float] = []
+
     def phase(offset, count, deadline, tally, latencies):
         if client == "raw":
             try:
@@ -255,7 +258,7 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
             except ImportError:
                 runner = asyncio.run
             return runner(_raw_phase(host, port, path, key, bodies, offset, count, concurrency, deadline, tally,
-                                     latencies, rate if tally is not None else None))
+                                     latencies, rate if tally is not None else None, lags))
         if rate:
             raise SystemExit("--rate needs the raw client")
         return _httpx_phase(url, key, bodies, offset, count, concurrency, deadline, tally, latencies)
@@ -278,6 +281,11 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
         "client_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "warmup_cpu_s": round((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), 3),
     })
+    if rate and lags:  # the generator's own delay: on a shared core it may be part of the tail
+        ordered = sorted(lags)
+        result.update({"send_lag_p50_ms": round(_percentile(ordered, 50) * 1000, 3),
+                       "send_lag_p99_ms": round(_percentile(ordered, 99) * 1000, 3),
+                       "send_lag_max_ms": round(ordered[-1] * 1000, 3)})
     result.update(tally.to_dict())
     return result
 
