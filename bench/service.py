@@ -1102,6 +1102,7 @@ def print_table(report: dict) -> None:
     row("  p50 ms (open loop)", "rate", "p50_ms", "{:.2f}")
     row("  p99 ms (open loop)", "rate", "p99_ms", "{:.2f}")
     row("  max ms (open loop)", "rate", "max_ms", "{:.1f}")
+    row("  client send lag p99 ms (open loop)", "rate", "send_lag_p99_ms", "{:.2f}")
     row("checks measured (c{}/c1)".format(c), "load", "count")
     row("non-200 responses", "load", "non_200")
     row("answers differing from the engine", "load", "mismatches")
