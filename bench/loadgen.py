@@ -149,8 +149,7 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
     state = {"next": 0, "truncated": False, "start": 0.0}
     perf = time.perf_counter
 
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 k = state["next"]
@@ -185,8 +184,11 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
         finally:
             writer.close()
 
+    # every connection is open before the clock starts: accepting `concurrency` new connections
+    # is not what is measured (in open loop it delayed the first requests by several ms)
+    connections = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(concurrency)))
     started = state["start"] = perf()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(reader, writer) for reader, writer in connections))
     return perf() - started, state["truncated"]
 
 

@@ -59,12 +59,13 @@ def _insert_sql(mark: str) -> str:
             f"VALUES ({mark}, {mark}, {mark}, {mark}, {json_mark}, {json_mark}, {json_mark}, {mark}, {mark})")
 
 
-# append_after_async's statement (asyncpg placeholders): the columns arrive as one array each.
-_APPEND_AFTER = (
-    "WITH head AS (UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1) "
-    "INSERT INTO decisions (seq, id, created_at, caller, request, answer, revisions, prev_hash, hash) "
-    "SELECT * FROM unnest($5::integer[], $6::text[], $7::text[], $8::text[], $9::json[], $10::json[], $11::json[], "
-    "$12::text[], $13::text[]) WHERE EXISTS (SELECT 1 FROM head)")
+# The asyncpg appends (PostgreSQL placeholders): the columns arrive as one array each.
+_UNNEST = ("INSERT INTO decisions (seq, id, created_at, caller, request, answer, revisions, prev_hash, hash) "
+           "SELECT * FROM unnest(${}::integer[], ${}::text[], ${}::text[], ${}::text[], ${}::json[], ${}::json[], "
+           "${}::json[], ${}::text[], ${}::text[])")
+_INSERT_UNNEST = _UNNEST.format(*range(1, 10))
+_APPEND_AFTER = ("WITH head AS (UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 "
+                 "RETURNING 1) " + _UNNEST.format(*range(5, 14)) + " WHERE EXISTS (SELECT 1 FROM head)")
 
 
 def _links(items: list[tuple[str, dict, dict, dict]], head) -> tuple[list[tuple], list[dict]]:
@@ -127,25 +128,30 @@ class DecisionLog:
             cursor.connection.commit()
         return stored
 
-    async def head_async(self, connection) -> tuple[int, str] | None:
-        """The chain head's (seq, hash) on an asyncpg connection (store/loop_access.py)."""
-        row = await connection.fetchrow("SELECT seq, hash FROM chain_head WHERE id = 1")
-        return None if row is None else (row[0], row[1])
-
     async def append_after_async(self, connection, items: list[tuple[str, dict, dict, dict]],
-                                 head: tuple[int, str] | None) -> list[dict] | None:
+                                 head: tuple[int, str]) -> list[dict] | None:
         """append_many on an asyncpg connection in autocommit, as ONE statement: the entries are
-        chained after `head` (a head read earlier, typically where this writer's own last append
-        left it), and inserted only if the chain head is still there, moving it in the same
-        statement. None, with nothing written, if another writer moved the head meanwhile (the
-        caller reads it again and retries). Under READ COMMITTED a concurrent update of the head
-        row re-checks the condition on the row it committed, so two appends can never chain onto
-        the same predecessor. One round trip and one commit per group, against five for
-        append_many's transaction."""
-        rows, stored = _links(items, None if head is None else (head[0] + len(items), head[1]))
+        chained after `head` (where this writer's own last append left the chain), and inserted
+        only if the chain head is still that, moving it in the same statement. None, with nothing
+        written, if another writer moved the head meanwhile (then append_locked_async). Under
+        READ COMMITTED a concurrent update of the head row re-checks the condition on the row
+        it committed, so two appends can never chain onto the same predecessor. One round trip
+        and one commit per group, against five for append_many's transaction."""
+        rows, stored = _links(items, (head[0] + len(items), head[1]))
         status = await connection.execute(_APPEND_AFTER, stored[-1]["seq"], stored[-1]["hash"], head[0], head[1],
                                           *map(list, zip(*rows)))
         return stored if int(status.rsplit(" ", 1)[-1]) == len(items) else None
+
+    async def append_locked_async(self, connection, items: list[tuple[str, dict, dict, dict]]) -> list[dict]:
+        """append_many's transaction on an asyncpg connection: the head is taken (locked) first,
+        so it cannot lose a race; for a writer that does not know the head, or lost one."""
+        async with connection.transaction():
+            head = await connection.fetchrow("UPDATE chain_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
+                                             len(items))
+            rows, stored = _links(items, head)
+            await connection.execute(_INSERT_UNNEST, *map(list, zip(*rows)))
+            await connection.execute("UPDATE chain_head SET hash = $1 WHERE id = 1", stored[-1]["hash"])
+        return stored
 
     def get(self, decision_id: str) -> dict | None:
         with self.engine.connect() as c:

@@ -139,7 +139,7 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
                  stage: Callable[[str], None] | None = None) -> ImportReport:
     """Import `paths`; `workers`: processes that run the rules (None: one per CPU; 0: none, all
     in this process); `stage`: told of a step that is not per subject (building the indexes
-    after a first import)."""
+    after a first import, the planner's statistics)."""
     report = ImportReport()
     pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
     failed = True
@@ -154,4 +154,8 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
             failed = False
         finally:
             pipeline.close(failed=failed)
+    if report.subjects >= batch_size:  # a bulk load: the planner's picture of the tables is stale
+        if stage and service.engine.dialect.name == "postgresql":
+            stage("updating the planner's statistics")
+        service.repository.refresh_statistics()
     return report

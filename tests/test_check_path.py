@@ -104,6 +104,40 @@ def test_group_commits_and_single_appends_of_other_writers_make_one_chain(servic
     assert service.decisions.verify() == {"ok": True, "checked": 11, "broken_at": None}
 
 
+def test_two_servers_appending_at_once_make_one_unbroken_chain(service, monkeypatch):
+    """Several server processes over one database (the architecture's way to scale out): each
+    writer appends after the head it last saw, loses the race whenever the other appended
+    meanwhile, and then appends under the head's lock; no link is lost or doubled."""
+    other = Service(Settings(database_url=service.settings.database_url, load_demo=False))
+    locked = []
+    original = DecisionLog.append_locked_async
+    monkeypatch.setattr(DecisionLog, "append_locked_async", lambda *a: locked.append(1) or original(*a))
+
+    async def both():
+        async def waves(writer, tag):
+            out = []
+            for wave in range(10):
+                out += await asyncio.gather(*(writer.append(*_ask(tag * 1000 + wave * 10 + n)) for n in range(wave % 4 + 1)))
+            return out
+        try:
+            return await asyncio.gather(waves(service.decision_writer, 1), waves(other.decision_writer, 2))
+        finally:
+            await other.close_loop_access()
+
+    try:
+        mine, theirs = _on_a_loop(service, both)
+    finally:
+        other.close()
+    entries = sorted(mine + theirs, key=lambda e: e["seq"])
+    if service.engine.dialect.name == "postgresql":  # the first append of each, and the lost races
+        assert 2 < len(locked) < 20
+    expected = 2 * sum(wave % 4 + 1 for wave in range(10))
+    assert [e["seq"] for e in entries] == list(range(1, expected + 1))
+    for before, after in zip(entries, entries[1:]):
+        assert after["prev_hash"] == before["hash"]
+    assert service.decisions.verify() == {"ok": True, "checked": expected, "broken_at": None}
+
+
 def test_a_failed_commit_fails_every_waiting_check_and_the_writer_goes_on(service):
     writer = service.decision_writer
     with service.engine.begin() as c:
