@@ -179,14 +179,19 @@ def parse_bundle(obj, *, vocab: Vocabulary | None = None, source: str | None = N
     return Bundle(subject=subject, records=records, related=related, source=source)
 
 
+_TEXT_FIELDS = ("id", "kind", "status", "list", "scheme", "grade", "severity", "category", "type", "department",
+                "document")
+
+
 def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
     if not isinstance(raw, dict):
         raise _fail("a record must be an object", "invalid_record", where, path)
     if raw.get("id") in (None, ""):
         raise _fail("every record needs an `id`", "missing_field", where, f"{path}.id", raw.get("id"))
-    texts = {name: _text(raw, name, where, path, ints=(name == "id")) for name in
-             ("id", "kind", "status", "list", "scheme", "grade", "severity", "category", "type", "department",
-              "document")}
+    texts = dict.fromkeys(_TEXT_FIELDS)  # a record sets a few of them: only those are checked, in this order
+    for name in _TEXT_FIELDS:
+        if name in raw:
+            texts[name] = _text(raw, name, where, path, ints=(name == "id"))
     rid = texts["id"]
     kind = texts["kind"]
     if kind not in vocab.record_kinds:

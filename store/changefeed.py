@@ -94,9 +94,9 @@ def diff_obligations(old: Iterable[dict], new: Iterable[dict], *, at: str, gener
     for key in sorted(set(before) | set(after)):
         was = sorted(before.get(key, []), key=lambda r: r["valid_from"])
         now = sorted(after.get(key, []), key=lambda r: r["valid_from"])
-        if [(r["valid_from"], r["valid_until"], _state(r)) for r in was] == \
+        if was and [(r["valid_from"], r["valid_until"], _state(r)) for r in was] == \
                 [(r["valid_from"], r["valid_until"], _state(r)) for r in now]:
-            continue  # the common case: nothing changed
+            continue  # the common case: nothing changed (a key new to the store always changed)
         if not was or not now:  # all appear or all go: the first day of the other side differs
             effective = (now or was)[0]["valid_from"]
         else:

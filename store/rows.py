@@ -11,6 +11,7 @@ checks the guess against the rows it finds and diffs properly when it is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from engine.bundle import Bundle
 from engine.jsontext import loads
@@ -29,7 +30,11 @@ OBLIGATION_COLUMNS = ("source_subject", "target_code", "target_relation", "measu
 # obligation_changes columns of an entry, in order (the writer appends cause, at, generation)
 CHANGE_COLUMNS = ("department", "obligation_key", "change", "effective", "source_subject", "target_code", "measure",
                   "rule", "ended_by", "before", "after")
-_JSON = {"effects", "provenance", "before", "after"}
+# The columns' values of a row dict in order, by one C call: a generator over the columns with a
+# test for the JSON ones cost ~5% of a profiled import's CPU (8 million steps for 100,000 subjects).
+_OBLIGATION_VALUES, _CHANGE_VALUES = itemgetter(*OBLIGATION_COLUMNS), itemgetter(*CHANGE_COLUMNS)
+_EFFECTS_AT, _PROVENANCE_AT = OBLIGATION_COLUMNS.index("effects"), OBLIGATION_COLUMNS.index("provenance")
+_BEFORE_AT, _AFTER_AT = CHANGE_COLUMNS.index("before"), CHANGE_COLUMNS.index("after")
 
 
 @dataclass(slots=True)
@@ -122,11 +127,25 @@ def materialise(history: CatalogHistory, bundle: Bundle) -> Materialised:
         return done
     details = _details(bundle)
     rows = [_row(i, details) for i in found]
-    done.rows = [tuple(_effects_json(r[c]) if c == "effects" else dumps(r[c]) if c in _JSON else r[c]
-                       for c in OBLIGATION_COLUMNS) for r in rows]
-    entries = diff_obligations([], rows, at="", generation=0)
-    done.added = [tuple(dumps(e[c]) if c in _JSON else e[c] for c in CHANGE_COLUMNS) for e in entries]
+    done.rows = [_stored_row(r) for r in rows]
+    done.added = [_stored_change(e) for e in diff_obligations([], rows, at="", generation=0)]
     return done
+
+
+def _stored_row(row: dict) -> tuple:
+    """An obligation row's values in OBLIGATION_COLUMNS order, its JSON columns as text."""
+    values = list(_OBLIGATION_VALUES(row))
+    values[_EFFECTS_AT] = _effects_json(values[_EFFECTS_AT])
+    values[_PROVENANCE_AT] = dumps(values[_PROVENANCE_AT])
+    return tuple(values)
+
+
+def _stored_change(entry: dict) -> tuple:
+    """A change-feed entry's values in CHANGE_COLUMNS order, its JSON columns as text."""
+    values = list(_CHANGE_VALUES(entry))
+    values[_BEFORE_AT] = dumps(values[_BEFORE_AT])
+    values[_AFTER_AT] = dumps(values[_AFTER_AT])
+    return tuple(values)
 
 
 def as_dicts(done: Materialised) -> list[dict]:
