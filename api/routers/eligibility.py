@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..deps import CHECKER_ROLES, Checker, ServiceDep, allow, known_principal, sent_key
+from ..deps import CHECKER_ROLES, Checker, SentKey, ServiceDep, allow, known_principal
 from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityRequest, error_responses
 
 router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
 
 
 @router.post("", response_model=EligibilityAnswer)
-async def check(body: EligibilityRequest, request: Request):
+async def check(body: EligibilityRequest, request: Request, key: SentKey):
     """May this subject take part in this activity on this date, and if not, why not."""
     service = request.app.state.service  # not ServiceDep: one dependency less on the hottest route
     # The key is looked up with the question's own reads (one round trip on a database server),
     # and the caller authorised before anything else is said; then the decision log's group
     # commit, awaited.
-    found = await service.keyed_check(sent_key(request), body.subject, body.activity, body.as_of)
+    found = await service.keyed_check(key, body.subject, body.activity, body.as_of)
     caller = allow(known_principal(found.principal), CHECKER_ROLES)
     if found.problem is not None:
         raise found.problem

@@ -92,5 +92,10 @@ def test_who_asks_is_judged_before_what_is_asked(client, keys, service):
         response = client.post("/v1/eligibility", json=bad, headers=auth(key))
         assert (response.status_code, response.json()["code"]) == want, key
     assert client.post("/v1/eligibility", json=CHECK, headers=auth(keys["finance"])).status_code == 403
+    # regression: with the key read inside the handler, a body FastAPI could not parse was a 422
+    # to a caller without a key
+    for body in ({}, {"subject": VIOLATOR}, "not json"):
+        response = client.post("/v1/eligibility", json=body, headers=auth(None))
+        assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), body
     with service.engine.connect() as c:
         assert c.execute(text("select count(*) from decisions")).scalar_one() == 0
