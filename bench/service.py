@@ -666,7 +666,7 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 _SERVER_BUCKETS = [
     ("key lookup + obligations read + answer (Service.keyed_check)", "store/service.py", "keyed_check"),
-    ("  the statement (loop_access read_all: inline on SQLite, asyncpg)", "store/loop_access.py", "read_all"),
+    ("  the statement (loop_access read: inline on SQLite, asyncpg)", "store/loop_access.py", "read"),
     ("  obligations + known from the rows (Repository.check_result)", "store/repository.py", "check_result"),
     ("  answer (engine.eligibility.eligibility_answer)", "engine/eligibility.py", "eligibility_answer"),
     ("decision-log group commit (loop_access append_decisions)", "store/loop_access.py", "append_decisions"),

@@ -8,13 +8,14 @@ SQLite file) extend the chain strictly in turn.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
 
 from sqlalchemy import Engine, select
 
-from .driver import DedicatedConnection, driver_cursor, param_mark
+from .driver import driver_cursor, param_mark
 from .models import ChainHead, Decision
 from .repository import now_iso
 
@@ -53,6 +54,7 @@ _TAKE_HEAD = "UPDATE chain_head SET seq = seq + {mark} WHERE id = 1 RETURNING se
 _MOVE_HEAD = "UPDATE chain_head SET hash = {mark} WHERE id = 1"
 
 
+@functools.cache  # built once per placeholder style, not on every append
 def _insert_sql(mark: str) -> str:
     json_mark = mark if mark == "?" else f"{mark}::json"
     return ("INSERT INTO decisions (seq, id, created_at, caller, request, answer, revisions, prev_hash, hash) "
@@ -106,8 +108,7 @@ class DecisionLog:
         """Record one answer; returns the stored entry with its id and hash."""
         return self.append_many([(caller, request, answer, revisions)])[0]
 
-    def append_many(self, items: list[tuple[str, dict, dict, dict]], *,
-                    connection: DedicatedConnection | None = None) -> list[dict]:
+    def append_many(self, items: list[tuple[str, dict, dict, dict]]) -> list[dict]:
         """Record several answers (caller, request, answer, revisions) as consecutive links, in one
         transaction; returns the stored entries in the same order.
 
@@ -119,7 +120,7 @@ class DecisionLog:
         if not items:
             return []
         mark = param_mark(self.engine)
-        with (connection.cursor() if connection is not None else driver_cursor(self.engine)) as cursor:
+        with driver_cursor(self.engine) as cursor:
             cursor.execute(_TAKE_HEAD.format(mark=mark), (len(items),))
             head = cursor.fetchone()
             rows, stored = _links(items, head)
@@ -146,11 +147,10 @@ class DecisionLog:
         """append_many's transaction on an asyncpg connection: the head is taken (locked) first,
         so it cannot lose a race; for a writer that does not know the head, or lost one."""
         async with connection.transaction():
-            head = await connection.fetchrow("UPDATE chain_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
-                                             len(items))
+            head = await connection.fetchrow(_TAKE_HEAD.format(mark="$1"), len(items))
             rows, stored = _links(items, head)
             await connection.execute(_INSERT_UNNEST, *map(list, zip(*rows)))
-            await connection.execute("UPDATE chain_head SET hash = $1 WHERE id = 1", stored[-1]["hash"])
+            await connection.execute(_MOVE_HEAD.format(mark="$1"), stored[-1]["hash"])
         return stored
 
     def get(self, decision_id: str) -> dict | None:

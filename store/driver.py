@@ -5,13 +5,12 @@
 CursorResultMetaData). These reads run fixed SQL with the driver's own placeholders
 (`param_mark`) and return plain tuples.
 
-`read` and `read_all` go one step further: a thread keeps one connection of its own for
-reads, outside the pool, because checking a connection out of the pool and back in cost as
-much as the statements (~12 µs a check on SQLite, py-spy; on PostgreSQL ~40 µs with the
-autocommit toggles). That is safe: outside a transaction (SQLite) or in autocommit
-(PostgreSQL) every SELECT sees the latest commit, and a connection is never shared between
-threads. Only on SQLite: on a database server the worker threads read on pooled connections,
-and the event loop's own reads go through asyncpg (store/loop_access.py).
+On SQLite `read` goes one step further: a thread keeps one connection of its own for reads,
+outside the pool, because checking a connection out of the pool and back in cost as much as
+the statements (~12 µs a check, py-spy). That is safe: outside a transaction every SELECT sees
+the latest commit, and a connection is never shared between threads. On a database server
+`read` takes a pooled connection in autocommit; the event loop's own reads go through asyncpg
+(store/loop_access.py).
 """
 from __future__ import annotations
 
@@ -25,7 +24,8 @@ from sqlalchemy import Engine
 
 from engine.errors import JointCreditError
 
-__all__ = ["param_mark", "driver_cursor", "read", "read_all", "beside", "apart", "close_readers", "DedicatedConnection", "StoreUnavailable"]
+__all__ = ["param_mark", "driver_cursor", "read", "beside", "apart", "close_readers", "DedicatedConnection",
+           "StoreUnavailable"]
 
 
 class StoreUnavailable(JointCreditError):
@@ -103,26 +103,22 @@ def _own_connection(engine: Engine) -> "DedicatedConnection":
             readers = _readers.setdefault(engine, _Readers([], threading.Lock()))
     own = readers.own
     if own is None:
-        own = readers.own = DedicatedConnection(engine, autocommit=True)
+        own = readers.own = DedicatedConnection(engine)
         with readers.lock:
             readers.everyone.append(own)
     return own
 
 
 def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of one read-only statement (see the module docstring)."""
-    return read_all(engine, [(sql, params)])[0]
-
-
-def read_all(engine: Engine, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-    """Column names and rows of each read-only statement: on SQLite on this thread's own
-    connection, on a database server on a pooled one in autocommit."""
+    """Column names and rows of one read-only statement: on SQLite on this thread's own
+    connection, on a database server on a pooled one in autocommit (see the module docstring)."""
     if engine.dialect.name != "sqlite":
         block = driver_cursor(engine, reads_only=True)
     else:
         block = _own_connection(engine).cursor()  # a broken one is dropped; the next read opens another
     with block as cursor:
-        return _run_all(cursor, statements)
+        cursor.execute(sql, params)
+        return [d[0] for d in cursor.description], cursor.fetchall()
 
 
 def beside(lookup: tuple[str, tuple], statement: tuple[str, tuple]) -> tuple[str, tuple]:
@@ -143,14 +139,6 @@ def apart(result: tuple[list[str], list[tuple]], width: int) -> tuple[tuple[list
     return (names[:width], found), (names[width:], [row[width:] for row in rows])
 
 
-def _run_all(cursor, statements: list[tuple[str, tuple]]) -> list[tuple[list[str], list[tuple]]]:
-    out = []
-    for sql, params in statements:
-        cursor.execute(sql, params)
-        out.append(([d[0] for d in cursor.description], cursor.fetchall()))
-    return out
-
-
 def close_readers(engine: Engine) -> None:
     """Close every thread's read connection of `engine` (before engine.dispose())."""
     readers = _readers.pop(engine, None)
@@ -163,18 +151,13 @@ def close_readers(engine: Engine) -> None:
 
 
 class DedicatedConnection:
-    """One DB-API connection outside the pool, for a thread that must never queue behind it
-    (the decision writer) or that reads so often that the pool's checkout is the cost (`read`).
-
-    The decision writer commits every check's log entry: when dozens of checks hold the pool's
-    connections for their reads, a writer waiting for one of them stalls every answer (measured
-    on PostgreSQL with 64 checks in flight: throughput fell below half of that at 8). A broken
-    connection is dropped, and the next use opens a new one.
+    """One DB-API connection outside the pool, for a thread that reads so often that the pool's
+    checkout is the cost (`read` on SQLite). A broken connection is dropped, and the next use
+    opens a new one.
     """
 
-    def __init__(self, engine: Engine, *, autocommit: bool = False):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.autocommit = autocommit  # PostgreSQL: statements outside any transaction (reads only)
         # a pool of its own: same creator and connect events (SQLite pragmas), none of the others' waits
         self._pool = engine.pool.recreate()
         self._fairy = None
@@ -188,8 +171,6 @@ class DedicatedConnection:
             except (sqlalchemy.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
                 raise StoreUnavailable(f"the database cannot be reached: {_first_line(exc)}") from exc
             self._connection = self._fairy.driver_connection
-            if self.autocommit and self.engine.dialect.name == "postgresql":
-                self._connection.autocommit = True
         return self._connection
 
     @contextmanager

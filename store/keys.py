@@ -57,7 +57,7 @@ class KeyStore:
         return self.principal_of(read(self.engine, *self.lookup(key)))
 
     def lookup(self, key: str) -> tuple[str, tuple]:
-        """The statement `principal` runs, for a caller that sends it with others (read_all)."""
+        """The statement `principal` runs, for a caller that joins it to its own (driver.beside)."""
         mark = param_mark(self.engine)
         return (f"SELECT {', '.join(self.LOOKUP_COLUMNS)} FROM api_keys WHERE key_hash = {mark} AND revoked = {mark}",
                 (_digest(key), False))

@@ -23,7 +23,7 @@ import re
 from sqlalchemy import Engine
 
 from .decisions import DecisionLog
-from .driver import StoreUnavailable, _first_line, read_all
+from .driver import StoreUnavailable, _first_line, read
 
 __all__ = ["InlineAccess", "AsyncpgAccess", "loop_access"]
 
@@ -36,8 +36,8 @@ class InlineAccess:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    async def read_all(self, statements: list[tuple[str, tuple]]) -> list[Rows]:
-        return read_all(self.engine, statements)
+    async def read(self, sql: str, params: tuple) -> Rows:
+        return read(self.engine, sql, params)
 
     async def append_decisions(self, decisions: DecisionLog, items: list[tuple]) -> list[dict]:
         return decisions.append_many(items)
@@ -69,19 +69,15 @@ class AsyncpgAccess:
         self._opening: asyncio.Lock | None = None
         self._sql: dict[str, str] = {}
 
-    async def read_all(self, statements: list[tuple[str, tuple]]) -> list[Rows]:
-        """Column names and rows of each read-only statement, one after the other on one
-        connection (autocommit: each sees the latest commit)."""
+    async def read(self, sql: str, params: tuple) -> Rows:
+        """Column names and rows of one read-only statement (autocommit: it sees the latest commit)."""
         pool = self._pool if self._loop is asyncio.get_running_loop() else None
         pool = pool or await self._open_pool()
         try:
             async with pool.acquire() as connection:
                 try:
-                    out = []
-                    for sql, params in statements:
-                        records = await connection.fetch(self._numbered(sql), *params)
-                        out.append((list(records[0].keys()) if records else [], [tuple(r) for r in records]))
-                    return out
+                    records = await connection.fetch(self._numbered(sql), *params)
+                    return list(records[0].keys()) if records else [], [tuple(r) for r in records]
                 except BaseException:
                     # whatever state it was left in (a lost session, a cancelled request), the pool
                     # does not reset it (_keep_session): the next acquire opens a fresh one

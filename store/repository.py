@@ -292,7 +292,7 @@ class Repository:
         return self.check_result(read(self.engine, *self.check_statement(target, as_of)), activity)
 
     def check_statement(self, target: str, as_of: str) -> tuple[str, tuple]:
-        """The one statement check_reads runs, for a caller that sends it with others (read_all)."""
+        """The one statement check_reads runs, for a caller that joins another to it (driver.beside)."""
         return self._check_sql(), (target, target, as_of, as_of)
 
     def check_result(self, result: tuple[list[str], list[tuple]], activity: str | None = None) -> tuple[list[dict], bool]:

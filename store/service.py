@@ -205,8 +205,7 @@ class Service:
 
     async def principal(self, key: str) -> Principal | None:
         """The key's principal (None: unknown or revoked), read for the event loop."""
-        (found,) = await self.loop_access.read_all([self.keys.lookup(key)])
-        return self.keys.principal_of(found)
+        return self.keys.principal_of(await self.loop_access.read(*self.keys.lookup(key)))
 
     def _answer(self, subject: str, activity: str, as_of: str | None) -> tuple[dict, dict]:
         as_of = self._checked_question(subject, activity, as_of)
@@ -225,14 +224,15 @@ class Service:
 
     async def keyed_check(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
         """The caller's principal and the answer to its question, read together for the event
-        loop (store/loop_access.py) as one statement (driver.beside), without a hop to a thread. The caller is authorised by the API before it sees the answer or the
-        problem, which is logged only then."""
+        loop (store/loop_access.py) as one statement (driver.beside), without a hop to a thread.
+        The caller is authorised by the API before it sees the answer or the problem, which is
+        logged only then."""
         lookup = self.keys.lookup(key)
         try:
             as_of = self._checked_question(subject, activity, as_of)
         except ServiceError as problem:  # the key is still looked up: 401 comes before 422
             return KeyedCheck(await self.principal(key), None, problem)
-        (both,) = await self.loop_access.read_all([beside(lookup, self.repository.check_statement(subject, as_of))])
+        both = await self.loop_access.read(*beside(lookup, self.repository.check_statement(subject, as_of)))
         key_rows, check_rows = apart(both, len(self.keys.LOOKUP_COLUMNS))
         answer = self._answer_from(subject, activity, as_of, self.repository.check_result(check_rows, activity))
         return KeyedCheck(self.keys.principal_of(key_rows), answer, None)

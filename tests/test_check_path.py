@@ -335,8 +335,8 @@ def test_the_key_lookup_beside_the_check_read_answers_as_each_alone(service):
     cases = [(k, code) for k in (key, "jc_no-such-key") for code in (listed, rep, org_code(2))]
 
     async def on_the_loop():
-        return [(await service.loop_access.read_all([beside(service.keys.lookup(k), service.repository.check_statement(
-            code, AS_OF))]))[0] for k, code in cases]
+        return [await service.loop_access.read(*beside(service.keys.lookup(k), service.repository.check_statement(
+            code, AS_OF))) for k, code in cases]
 
     for (k, code), joined in zip(cases, _on_a_loop(service, on_the_loop)):
         key_rows, check_rows = apart(joined, width)
