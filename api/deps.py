@@ -21,7 +21,7 @@ from store.service import Service
 
 from .errors import ApiError
 
-__all__ = ["ServiceDep", "document_bearer", "require", "sent_key", "SentKey", "known_principal", "allow",
+__all__ = ["ServiceDep", "document_bearer", "require", "sent_key", "bearer_key", "SentKey", "known_principal", "allow",
            "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
@@ -99,14 +99,16 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-async def _sent_key(request: Request) -> str:
+async def bearer_key(request: Request) -> str:
+    """sent_key as a dependency (see SentKey)."""
     return sent_key(request)
 
 
-# The eligibility route's key, as a dependency: FastAPI solves dependencies before it reads the
-# body, so a caller without a key hears 401 before anything about its question (a malformed
-# body included); sent_key called in the handler came after the body's 422 (~25 µs cheaper).
-SentKey = Annotated[str, Depends(_sent_key)]
+# The eligibility route's key, as a dependency: FastAPI solves dependencies before it validates
+# the body, so a caller without a key hears 401 before anything about its question. The route
+# (api/keyed_route.py) reads it itself, before the body, on its direct path; FastAPI's handler,
+# which answers everything else, solves it as declared here.
+SentKey = Annotated[str, Depends(bearer_key)]
 AnyCaller = Annotated[Principal, Depends(require(*ROLES))]
 CHECKER_ROLES = allowed_roles("system", "auditor")  # ask eligibility questions
 Checker = Annotated[Principal, Depends(require(*CHECKER_ROLES))]

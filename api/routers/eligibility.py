@@ -4,12 +4,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..deps import CHECKER_ROLES, Checker, SentKey, ServiceDep, allow, known_principal
+from ..keyed_route import KeyFirstJsonRoute
 from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityRequest, error_responses
 
 router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
 
 
-@router.post("", response_model=EligibilityAnswer)
 async def check(body: EligibilityRequest, request: Request, key: SentKey):
     """May this subject take part in this activity on this date, and if not, why not."""
     service = request.app.state.service  # not ServiceDep: one dependency less on the hottest route
@@ -21,6 +21,10 @@ async def check(body: EligibilityRequest, request: Request, key: SentKey):
     if found.problem is not None:
         raise found.problem
     return await service.log_answer(found.answer, caller=caller.label)
+
+
+# Declared like any route (OpenAPI, errors); plain JSON questions skip FastAPI's general handling.
+router.add_api_route("", check, methods=["POST"], response_model=EligibilityAnswer, route_class_override=KeyFirstJsonRoute)
 
 
 @router.post("/batch", response_model=BatchAnswer)
