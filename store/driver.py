@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JointCreditError
 
-__all__ = ["param_mark", "driver_cursor", "read", "beside", "apart", "close_readers", "DedicatedConnection",
+__all__ = ["param_mark", "driver_cursor", "own_connection", "own_cursor", "read", "beside", "apart", "close_readers", "DedicatedConnection",
            "StoreUnavailable"]
 
 
@@ -107,6 +107,20 @@ def _own_connection(engine: Engine) -> "DedicatedConnection":
         with readers.lock:
             readers.everyone.append(own)
     return own
+
+
+def own_connection(engine: Engine) -> "DedicatedConnection":
+    """This thread's own SQLite connection, the one `read` uses."""
+    return _own_connection(engine)
+
+
+def own_cursor(engine: Engine):
+    """A cursor on this thread's own SQLite connection, the one `read` uses, as a context manager
+    (rolled back on an error; a broken connection is dropped and the next use opens another).
+    Writes made through it leave that connection's page cache warm: SQLite empties a
+    connection's cache when another connection has written since its last read, not when it
+    wrote itself."""
+    return _own_connection(engine).cursor()
 
 
 def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple]]:

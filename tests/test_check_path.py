@@ -5,10 +5,11 @@ import asyncio
 import json
 import sqlite3
 import threading
+import uuid
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import text
+from sqlalchemy import event as sqlalchemy_event, text
 
 import engine
 from store.checkpointer import WalCheckpointer
@@ -435,3 +436,43 @@ def test_the_loops_reads_stay_within_a_few_connections(service):
         assert connections is None and service.engine.pool.checkedout() == 0
     else:
         assert 1 <= connections <= service.loop_access.readers
+
+
+def test_decision_ids_are_time_ordered_so_appends_stay_at_the_end_of_their_index(service):
+    """Version 7 ids (time, then random bits) sort in the order the entries were made; random
+    (version 4) ids dirtied a random page of the id index with every entry."""
+    entries = _on_a_loop(service, lambda: _append_all(service.decision_writer, 40))
+    entries += [service.decisions.append(*_ask(99))]
+    ids = [e["id"] for e in entries]
+    assert {uuid.UUID(i).version for i in ids} == {7}
+    assert sorted(ids) == ids and len(set(ids)) == len(ids)
+    assert [e["seq"] for e in entries] == list(range(1, 42))
+    assert service.decisions.get(ids[-1])["seq"] == 41 and service.decisions.verify()["ok"] is True
+
+
+def test_sqlite_loop_reads_and_appends_share_one_connection_with_a_big_page_cache(service):
+    """SQLite empties a connection's page cache when another connection has written since its
+    last read: the loop's appends go through the connection its reads use (nothing is taken from
+    the pool), which is given a page cache of its own size."""
+    if service.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's connections only")
+    key = service.keys.create("system", "cache")
+    checkouts = []
+    sqlalchemy_event.listen(service.engine, "checkout", lambda *args: checkouts.append(args))
+
+    async def read_append_read():
+        await service.principal(key)
+        entry = await service.decision_writer.append(*_ask(1))
+        await service.principal(key)
+        own = driver.own_connection(service.engine).connection()
+        return entry, own.execute("PRAGMA cache_size").fetchone()[0], own
+
+    entry, cache_size, own = _on_a_loop(service, read_append_read)
+    assert entry["seq"] == 1 and {id(args[0]) for args in checkouts} == {id(own)}  # opened once, nothing else
+    assert cache_size == -service.loop_access.cache_kib != -2000  # KiB, not the default
+    other = service.engine.raw_connection()  # the other connections keep SQLite's default
+    try:
+        assert other.driver_connection is not own
+        assert other.driver_connection.execute("PRAGMA cache_size").fetchone()[0] == -2000
+    finally:
+        other.close()
