@@ -6,6 +6,7 @@ migrations, never by `create_all`, so a database made today upgrades tomorrow.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -83,6 +84,8 @@ def import_pragmas(engine: Engine) -> Iterator[None]:
 # them up to date row by row: random-order inserts into indexes that outgrow the page cache
 # were most of why a 1M-subject import slowed down as it went. The change feed's indexes stay:
 # their keys (department or generation, then the time of writing) only ever append.
+# Helper threads SQLite may use to sort the keys of an index it builds (PRAGMA threads).
+SORT_THREADS = min(os.cpu_count() or 1, 8)
 DEFERRABLE_INDEXES = ("ix_obligations_target", "ix_obligations_department", "ix_obligations_obligation_key")
 
 
@@ -124,8 +127,14 @@ def restore_indexes(engine: Engine) -> list[str]:
         present = {i["name"] for table in {index.table.name for index in indexes}
                    for i in inspect(connection).get_indexes(table)}
         missing = [index for index in indexes if index.name not in present]
+        if missing and engine.dialect.name == "sqlite":
+            # SQLite sorts an index's keys on one thread unless told it may use more (PostgreSQL
+            # builds with its parallel maintenance workers on its own)
+            connection.exec_driver_sql(f"PRAGMA threads={SORT_THREADS}")
         for index in missing:
             index.create(connection)
+        if missing and engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA threads=0")  # the connection goes back to the pool
     return [index.name for index in missing]
 
 

