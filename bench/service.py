@@ -665,6 +665,10 @@ def run_components(url: str, key: str, requests_file: Path, out_dir: Path, n: in
 
 
 _SERVER_BUCKETS = [
+    ("the eligibility route's own handling, all of it (api/keyed_route.py)", "api/keyed_route.py", "handle"),
+    ("  body -> model (pydantic model_validate_json)", "pydantic/main.py", "model_validate_json"),
+    ("  answer -> JSON (response model TypeAdapter: validate)", "pydantic/type_adapter.py", "validate_python"),
+    ("  answer -> JSON (response model TypeAdapter: dump_json)", "pydantic/type_adapter.py", "dump_json"),
     ("key lookup + obligations read + answer (Service.keyed_check)", "store/service.py", "keyed_check"),
     ("  the statement (loop_access read: inline on SQLite, asyncpg)", "store/loop_access.py", "read"),
     ("  obligations + known from the rows (Repository.check_result)", "store/repository.py", "check_result"),
