@@ -155,7 +155,11 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
         finally:
             pipeline.close(failed=failed)
     if report.subjects >= batch_size:  # a bulk load: the planner's picture of the tables is stale
-        if stage and service.engine.dialect.name == "postgresql":
+        on_server = service.engine.dialect.name == "postgresql"
+        if stage and on_server:
             stage("updating the planner's statistics")
         service.repository.refresh_statistics()
+        if stage and on_server:  # and the data it wrote is still only in memory (repository.write_out)
+            stage("writing the imported data out to disk")
+        service.repository.write_out()
     return report

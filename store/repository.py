@@ -7,11 +7,13 @@ indexed queries.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Iterable, Iterator
 
+import sqlalchemy.exc
 from sqlalchemy import Engine, delete, func, or_, select
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
@@ -22,6 +24,8 @@ from .bulk import dumps, insert_many, select_in, upsert_many
 from .changefeed import diff_obligations
 from .models import CatalogState, ObligationChange, ObligationRow, RecordRow, Subject
 from .rows import CHANGE_COLUMNS, OBLIGATION_COLUMNS, Materialised, as_dicts
+
+log = logging.getLogger("jointcredit.store")
 
 __all__ = ["Repository", "Saved", "BundleRows", "bundle_of", "now_iso"]
 
@@ -197,6 +201,25 @@ class Repository:
         with self.engine.connect() as c:
             c.exec_driver_sql("ANALYZE")
             c.commit()
+        return True
+
+    def write_out(self) -> bool:
+        """After a bulk load on PostgreSQL, its data written to the data files now (CHECKPOINT);
+        True if done. Left to the next timed checkpoint and the kernel's writeback, the
+        gigabytes an import leaves dirty were written while the service answered, and the
+        decision log's commits waited for their WAL flushes behind them (open-loop p99 40.6 ms,
+        max 96 ms right after a 1M-subject import, 5.9 ms on the same store later). CHECKPOINT
+        needs a superuser or the pg_checkpoint role: without either, nothing is lost (the data
+        is in the WAL already), the import only does not wait, and says so in the log."""
+        if self.engine.dialect.name != "postgresql":
+            return False
+        try:
+            with self.engine.connect() as c:
+                c.exec_driver_sql("CHECKPOINT")
+        except sqlalchemy.exc.ProgrammingError as exc:  # psycopg's InsufficientPrivilege
+            log.warning("no CHECKPOINT after the import (%s): the database writes it out on its own schedule",
+                        str(exc.orig).strip().splitlines()[0])
+            return False
         return True
 
     def count_subjects(self) -> int:

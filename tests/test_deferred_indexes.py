@@ -2,14 +2,17 @@
 by row (store/db.py deferred_indexes); whatever happens, the store is left with all of them."""
 import json
 import logging
+import os
 
 import pytest
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, make_url
 
 from bench.population import generate
 from conftest import fail_writes_at
 from store.db import DEFERRABLE_INDEXES, SORT_THREADS, restore_indexes
+from store.db import make_engine
 from store.importer import import_files
+from store.repository import Repository
 from store.service import Service
 from store.settings import Settings
 
@@ -26,6 +29,11 @@ def _write(path, objs):
 def _indexes(engine) -> set[str]:
     inspector = inspect(engine)
     return {i["name"] for table in ("obligations", "obligation_changes") for i in inspector.get_indexes(table)}
+
+
+def _requested_checkpoints(engine) -> int:
+    with engine.connect() as c:
+        return c.exec_driver_sql("SELECT checkpoints_req FROM pg_stat_bgwriter").scalar_one()
 
 
 @pytest.fixture
@@ -47,12 +55,16 @@ def test_a_first_import_builds_the_read_indexes_after_the_rows(tmp_path, databas
     service = _service(database_url)
     try:
         statements, stages = ddl(service.engine), []
+        postgresql = service.engine.dialect.name == "postgresql"
+        checkpoints = _requested_checkpoints(service.engine) if postgresql else None
         report = import_files(service, [_write(tmp_path / "p.jsonl", list(generate(120)))], batch_size=50, workers=0,
                               stage=stages.append)
         assert report.subjects == 120 and not report.errors
         # the user is told why the import pauses at the end
-        postgresql = service.engine.dialect.name == "postgresql"
-        assert stages == ["building the indexes"] + (["updating the planner's statistics"] if postgresql else [])
+        assert stages == ["building the indexes"] + (["updating the planner's statistics",
+                                                      "writing the imported data out to disk"] if postgresql else [])
+        if postgresql:  # and the data is in the data files before the import returns
+            assert _requested_checkpoints(service.engine) > checkpoints
         if postgresql:  # the planner has statistics for what was loaded (autovacuum may be off)
             with service.engine.connect() as c:
                 assert c.exec_driver_sql("SELECT count(*) FROM pg_stats WHERE tablename = 'obligations' "
@@ -128,4 +140,28 @@ def test_sqlite_sorts_the_keys_of_the_indexes_it_builds_on_several_threads(tmp_p
             assert c.exec_driver_sql("PRAGMA threads").scalar_one() == 0
         assert restore_indexes(service.engine) == [] and len([s for s in statements if "threads=" in s]) == 2
     finally:
+        service.close()
+
+
+def test_an_import_role_that_may_not_checkpoint_still_imports(database_url, caplog):
+    """CHECKPOINT needs a superuser or pg_checkpoint; without them the import only does not wait
+    for the data files (the data is in the WAL), and the log says so."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("CHECKPOINT is PostgreSQL's")
+    service = _service(database_url)
+    role = f"jc_no_checkpoint_{os.getpid()}"
+    with service.engine.connect() as c:
+        c.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        c.commit()
+    limited = make_engine(str(make_url(database_url).set(username=role)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="jointcredit.store"):
+            assert Repository(limited).write_out() is False
+        assert "no CHECKPOINT after the import (must be superuser or have privileges of pg_checkpoint" in caplog.text
+        assert service.repository.write_out() is True
+    finally:
+        limited.dispose()
+        with service.engine.connect() as c:
+            c.exec_driver_sql(f"DROP ROLE {role}")
+            c.commit()
         service.close()
