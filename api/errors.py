@@ -99,11 +99,24 @@ async def _engine_error(request: Request, exc: JointCreditError):
     return _reply(422, body["code"], body["message"], body["errors"])
 
 
-async def _validation_error(_: Request, exc: RequestValidationError):
+async def _validation_error(request: Request, exc: RequestValidationError):
     errors = _field_errors(exc)
     where = ", ".join(dict.fromkeys(e["field"] or e["in"] or "?" for e in errors))
     first = errors[0]["message"] if errors else ""
+    if _body_not_sent_as_json(request, errors):
+        first = (f"the body must be JSON sent with `Content-Type: application/json` (this one came as "
+                 f"{request.headers.get('content-type') or 'no content type'})")
     return _reply(422, "invalid_request", f"the request is not valid ({where}): {first}", errors)
+
+
+def _body_not_sent_as_json(request: Request, errors: list[dict]) -> bool:
+    """FastAPI reads a body as JSON only when its content type says so; any other arrives as
+    bytes and fails as 'not a valid dictionary', which does not tell a curl user (-d sends a
+    form's type) what to change."""
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    return (not is_json and bool(errors) and errors[0]["in"] == "body" and errors[0]["field"] == ""
+            and errors[0]["type"] in ("model_attributes_type", "dict_type"))
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException):

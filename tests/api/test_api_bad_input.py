@@ -7,6 +7,7 @@ endpoints that take bodies.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -242,3 +243,17 @@ def test_arbitrary_eligibility_bodies_never_fail_the_server(client, keys, body):
 def test_arbitrary_record_pushes_never_fail_the_server(client, keys, body):
     response = client.post("/v1/records", json=body, headers=auth(keys["tax"]))
     assert response.status_code in (200, 422), response.text
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_not_sent_as_json_is_told_which_header_to_send(client, keys, content_type):
+    """curl -d sends a form's content type; FastAPI then reads the body as bytes, and its own
+    message ('a valid dictionary') did not say what to change."""
+    headers = {**auth(keys["system"]), **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/v1/eligibility", content=json.dumps(OK), headers=headers)
+    body = response.json()
+    assert (response.status_code, body["code"]) == (422, "invalid_request")
+    assert "Content-Type: application/json" in body["message"]
+    assert (content_type or "no content type") in body["message"]
+    # sent as JSON, the same body is answered
+    assert client.post("/v1/eligibility", json=OK, headers=auth(keys["system"])).status_code == 200
