@@ -20,10 +20,12 @@ keeps the body it read): every error keeps FastAPI's exact wording, locations an
 OpenAPI is FastAPI's own, since the route is declared like any other.
 
 The endpoint must take the body model, the Request and one dependency giving the key
-(`deps.SentKey`); the route checks that when it is built, not when the first call comes.
+(`deps.SentKey`), and nothing else; the route checks that when it is built, not when the
+first call comes.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Coroutine
 
 from fastapi import Request, Response
@@ -79,6 +81,9 @@ class KeyFirstJsonRoute(APIRoute):
             problems.append("a response_model")
         if dependant.query_params or dependant.path_params or dependant.header_params or dependant.cookie_params:
             problems.append("no query, path, header or cookie parameters")
+        named = {body[0].name if body else None, dependant.request_param_name, keys[0].name if keys else None}
+        if not problems and set(inspect.signature(self.endpoint).parameters) != named:
+            problems.append("no other parameters (the direct path passes only those three)")
         if problems:
             raise TypeError(f"{self.path}: a KeyFirstJsonRoute endpoint needs {', '.join(problems)}")
         return body[0].name, model, dependant.request_param_name, keys[0].name

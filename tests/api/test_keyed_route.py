@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -121,6 +121,15 @@ def test_an_endpoint_of_another_shape_is_refused_when_the_route_is_built():
     with pytest.raises(TypeError, match="one body parameter typed with a pydantic model"):
         router.add_api_route("/y", no_body, methods=["POST"], response_model=EligibilityAnswer,
                              route_class_override=KeyFirstJsonRoute)
+
+    async def more(body: EligibilityRequest, request: Request, key: SentKey, response: Response):
+        return {}
+
+    with pytest.raises(TypeError, match="no other parameters"):
+        router.add_api_route("/z", more, methods=["POST"], response_model=EligibilityAnswer,
+                             route_class_override=KeyFirstJsonRoute)
+    router.add_api_route("/fine", answer_back, methods=["POST"], response_model=EligibilityAnswer,
+                         route_class_override=KeyFirstJsonRoute)  # the shape it takes
 
 
 def test_the_real_check_is_the_same_on_both_paths(client, keys, seeded, service):
