@@ -581,17 +581,19 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
 
     seen = [0]
 
+    def logged(e, times: int) -> list[tuple]:
+        """`times` decision-log items for the answer keyed() gave to `e`."""
+        body, revisions = answers[id(e)]
+        return [("system:bench", {"subject": e["subject"], "activity": e["activity"], "as_of": AS_OF}, body,
+                 revisions)] * times
+
     async def group_of_8(e):
         seen[0] += 1
         if seen[0] % 8 == 0:  # every 8th entry appends 8 at once: the mean is per decision
-            body, revisions = answers[id(e)]
-            await service.loop_access.append_decisions(service.decisions, [(
-                "system:bench", {"subject": e["subject"], "activity": e["activity"], "as_of": AS_OF}, body, revisions)] * 8)
+            await service.loop_access.append_decisions(service.decisions, logged(e, 8))
 
     async def alone(e):
-        body, revisions = answers[id(e)]
-        await service.loop_access.append_decisions(service.decisions, [(
-            "system:bench", {"subject": e["subject"], "activity": e["activity"], "as_of": AS_OF}, body, revisions)])
+        await service.loop_access.append_decisions(service.decisions, logged(e, 1))
 
     async def checked(e):  # what the route does, FastAPI aside
         found = await service.keyed_check(key, e["subject"], e["activity"], AS_OF)
@@ -613,6 +615,7 @@ def components(url: str, key: str, requests_file: str, out: str, n: int) -> None
             await service.close_loop_access()
 
     parts = asyncio.run(all_parts())
+
     async def profiled():
         try:
             for e in entries:

@@ -95,8 +95,9 @@ _readers: "weakref.WeakKeyDictionary[Engine, _Readers]" = weakref.WeakKeyDiction
 _readers_lock = threading.Lock()
 
 
-def _own_connection(engine: Engine) -> "DedicatedConnection":
-    """This thread's read connection for `engine`, kept outside the pool (see the module docstring)."""
+def own_connection(engine: Engine) -> "DedicatedConnection":
+    """This thread's own connection for `engine`, the one `read` uses on SQLite, kept outside the
+    pool (see the module docstring)."""
     readers = _readers.get(engine)
     if readers is None:
         with _readers_lock:
@@ -109,18 +110,13 @@ def _own_connection(engine: Engine) -> "DedicatedConnection":
     return own
 
 
-def own_connection(engine: Engine) -> "DedicatedConnection":
-    """This thread's own SQLite connection, the one `read` uses."""
-    return _own_connection(engine)
-
-
 def own_cursor(engine: Engine):
     """A cursor on this thread's own SQLite connection, the one `read` uses, as a context manager
     (rolled back on an error; a broken connection is dropped and the next use opens another).
     Writes made through it leave that connection's page cache warm: SQLite empties a
     connection's cache when another connection has written since its last read, not when it
     wrote itself."""
-    return _own_connection(engine).cursor()
+    return own_connection(engine).cursor()
 
 
 def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple]]:
@@ -129,7 +125,7 @@ def read(engine: Engine, sql: str, params: tuple) -> tuple[list[str], list[tuple
     if engine.dialect.name != "sqlite":
         block = driver_cursor(engine, reads_only=True)
     else:
-        block = _own_connection(engine).cursor()  # a broken one is dropped; the next read opens another
+        block = own_connection(engine).cursor()  # a broken one is dropped; the next read opens another
     with block as cursor:
         cursor.execute(sql, params)
         return [d[0] for d in cursor.description], cursor.fetchall()

@@ -116,7 +116,7 @@ class AsyncpgAccess:
                 stored = await decisions.append_locked_async(connection, items)
         except BaseException as exc:
             self._head = None
-            await _discard(connection)  # whatever state it was left in; the next append opens another
+            _discard(connection)  # whatever state it was left in; the next append opens another
             self._log_connection = None
             if isinstance(exc, _UNAVAILABLE):
                 raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
@@ -130,7 +130,7 @@ class AsyncpgAccess:
         if pool is not None:
             await pool.close()
         if connection is not None:
-            await _discard(connection)
+            _discard(connection)
 
     def terminate(self) -> None:
         """Drop whatever close() did not (a loop that ended without closing them)."""
@@ -208,7 +208,7 @@ async def _keep_session(connection) -> None:
     a sixth of the server's CPU for a check (py-spy)."""
 
 
-async def _discard(connection) -> None:
+def _discard(connection) -> None:
     try:
         connection.terminate()
     except Exception:  # noqa: BLE001 - it is being discarded
