@@ -37,6 +37,7 @@ import durable.engine as _durable
 
 from . import jsontext
 from .errors import EvaluationError
+from .match_memo import MatchMemo, content_of, fields_read
 
 __all__ = ["DurableRulesAdapter", "MatchSession", "Firing", "default_adapter", "EVALUATION_SID"]
 
@@ -58,16 +59,49 @@ class _QuietHost(_durable.Host):
 
 
 class MatchSession:
-    """Facts asserted during one evaluation; everything asserted is retracted on close."""
+    """Facts asserted during one evaluation; everything asserted is retracted on close.
+
+    A fact whose ruleset has seen the same sequence of values before is answered from the
+    adapter's MatchMemo (engine/match_memo.py) and is not sent; it is kept, and sent before
+    the next fact of its ruleset that the memo cannot answer, so that durable-rules always
+    matches a fact against every fact before it."""
 
     def __init__(self, adapter: "DurableRulesAdapter"):
         self._adapter = adapter
         self._asserted: list[tuple[str, dict]] = []
+        self._sequences: dict[str, tuple[tuple, list[str]] | None] = {}  # ruleset -> (memo key so far, fact ids)
+        self._unsent: dict[str, list[dict]] = {}  # ruleset -> facts answered by the memo, not sent yet
 
     def assert_fact(self, ruleset: str, fact: dict) -> list[Firing]:
         """Assert one fact (it must carry a unique "id") and return the firings it caused."""
         adapter = self._adapter
         fact["sid"] = EVALUATION_SID
+        memo, fields = adapter.memo, adapter._fields_read.get(ruleset)
+        sequence = self._sequences.get(ruleset, ((ruleset,), []))
+        content = content_of(fact, fields) if memo is not None and fields is not None and sequence is not None else None
+        if content is None:  # from here on this session's sequence for `ruleset` has no name
+            self._send_unsent(ruleset)
+            self._sequences[ruleset] = None
+            return self._send(ruleset, fact)
+        key, ids = sequence
+        key, ids = (key, content), ids + [fact["id"]]
+        self._sequences[ruleset] = (key, ids)
+        recalled = memo.recall(key, ids)
+        if recalled is not None:
+            self._unsent.setdefault(ruleset, []).append(fact)
+            return [(ruleset, rule_id, bound) for rule_id, bound in recalled]
+        self._send_unsent(ruleset)
+        fired = self._send(ruleset, fact)
+        memo.keep(key, ids, [(rule_id, bound) for _, rule_id, bound in fired])
+        return fired
+
+    def _send_unsent(self, ruleset: str) -> None:
+        """Assert the facts the memo answered for `ruleset`; their firings were answered already."""
+        for fact in self._unsent.pop(ruleset, ()):
+            self._send(ruleset, fact)
+
+    def _send(self, ruleset: str, fact: dict) -> list[Firing]:
+        adapter = self._adapter
         buffer = adapter._buffer
         start = len(buffer)
         try:
@@ -95,6 +129,8 @@ class MatchSession:
             except Exception as exc:  # keep retracting the rest; report the first failure
                 failure = failure or exc
         self._asserted.clear()
+        self._unsent.clear()
+        self._sequences.clear()
         self._adapter._buffer.clear()
         if failure is not None:
             self._adapter._poisoned = True
@@ -114,6 +150,8 @@ class DurableRulesAdapter:
         self._callback_errors: list[str] = []
         self._poisoned = False
         self.hosts_created = 1
+        self.memo = MatchMemo()  # firings by fact values (engine/match_memo.py); None: always ask durable-rules
+        self._fields_read: dict[str, frozenset[str] | None] = {}  # ruleset -> fields its rules read (match_memo)
 
     @property
     def live_rulesets(self) -> list[str]:
@@ -127,6 +165,7 @@ class DurableRulesAdapter:
                 self._specs[name] = rules
                 return
             self._specs[name] = rules
+            self._fields_read[name] = fields_read(rules)
             self._set(name, rules)
 
     def retire(self, name: str) -> None:
@@ -151,6 +190,9 @@ class DurableRulesAdapter:
         self._registered = set()
         self._retired = set()
         self._poisoned = False
+        self._fields_read = {name: fields for name, fields in self._fields_read.items() if name in self._specs}
+        if self.memo is not None:  # what it remembers of retired rulesets would never be asked again
+            self.memo.clear()
         for name, rules in self._specs.items():
             self._set(name, rules)
 
