@@ -19,6 +19,7 @@ __all__ = ["parse_period", "add_period", "subtract_period", "parse_date", "date_
 # arithmetic of windows and terms (P3Y) overflows the calendar.
 FIRST_DAY, LAST_DAY = "1900-01-01", "2999-12-31"
 _DAY_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_GOOD_DAYS: set[str] = set()  # date_problem's valid answers so far
 
 PERIOD_PATTERN = re.compile(r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 
@@ -54,8 +55,12 @@ def date_problem(value: object) -> str | None:
     """Why `value` is not a usable YYYY-MM-DD date, or None when it is.
 
     Strictly the calendar form: `date.fromisoformat` also reads week dates ("2025-W01-1"),
-    which would be stored raw and compared as text against real dates.
+    which would be stored raw and compared as text against real dates. Dates found good are
+    remembered (a million imported records carry a few thousand distinct days): checking one
+    was ~3% of parsing a bundle.
     """
+    if type(value) is str and value in _GOOD_DAYS:
+        return None
     if not isinstance(value, str) or not _DAY_SHAPE.match(value):
         return f"{value!r} is not a date in YYYY-MM-DD form"
     try:
@@ -64,4 +69,5 @@ def date_problem(value: object) -> str | None:
         return f"{value!r} is not a date in YYYY-MM-DD form"
     if not FIRST_DAY <= value <= LAST_DAY:
         return f"{value!r} is outside {FIRST_DAY}..{LAST_DAY}"
+    _GOOD_DAYS.add(value)  # bounded: at most the ~402,000 days of FIRST_DAY..LAST_DAY
     return None

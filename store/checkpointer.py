@@ -8,6 +8,12 @@ automatic checkpoints off (make_engine(..., background_checkpoints=True)) and th
 runs PASSIVE checkpoints, which never wait for readers or writers, twice a second. SQLite
 releases the GIL while it copies pages, so the loop goes on meanwhile. Whatever is still
 in the log when the process stops is checkpointed by the next connection to open the file.
+
+The thread checkpoints on a connection of its own, outside the engine's pool. Taking a pooled
+one, it made the pool open a second connection whenever a writer checked out meanwhile, and
+the writer then alternated between the two: each time on a connection whose page cache
+SQLite had emptied because the other had written since (16 switches in a 20,000-subject
+import, whose 1 GB import cache was meant to stay warm; store/db.py import_pragmas).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from .driver import driver_cursor
+from .driver import DedicatedConnection
 
 __all__ = ["WalCheckpointer"]
 
@@ -28,6 +34,8 @@ class WalCheckpointer:
         self.engine = engine
         self.interval_s = interval_s
         self.checkpoints = 0
+        # its own connection, outside the pool: see the module docstring
+        self._connection = DedicatedConnection(engine)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
 
@@ -37,7 +45,7 @@ class WalCheckpointer:
 
     def checkpoint(self) -> tuple[int, int, int]:
         """One PASSIVE checkpoint: (busy, frames in the log, frames checkpointed)."""
-        with driver_cursor(self.engine) as cursor:
+        with self._connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
             busy, logged, done = cursor.fetchone()
         self.checkpoints += 1
@@ -59,3 +67,4 @@ class WalCheckpointer:
                 self.checkpoint()
             except Exception:  # noqa: BLE001
                 log.exception("final WAL checkpoint failed")
+        self._connection.close()

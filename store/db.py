@@ -26,7 +26,9 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
     """An engine for `url`. `background_checkpoints` (SQLite): no automatic WAL checkpoints in
     commits; the caller runs store/checkpointer.py's thread instead (the service does)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # LIFO: a thread checks out the connection it gave back last, the one whose page cache
+        # holds what it just wrote (FIFO handed out the pool's least recently used one)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_use_lifo=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # pragma: no cover - exercised by every SQLite test

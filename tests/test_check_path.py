@@ -252,6 +252,29 @@ def test_the_service_checkpoints_sqlite_in_the_background(tmp_path):
         assert c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] in (0, -1)
 
 
+def test_checkpoints_leave_the_writers_connection_and_its_page_cache_alone(tmp_path):
+    """The checkpointer has a connection of its own. When it took one from the pool, a writer
+    that checked out while it held one got a second connection, and from then on alternated
+    between the two: each time on a connection whose page cache SQLite had emptied, because
+    the other had written since (16 switches in a 20,000-subject import)."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'own.sqlite'}", background_checkpoints=True)
+    migrate(eng)
+    checkpointer = WalCheckpointer(eng)
+    used = []
+    for n in range(6):
+        with eng.connect() as c:
+            used.append(id(c.connection.driver_connection))
+            checkpointer.checkpoint()  # while the writer holds its connection
+            c.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+            c.exec_driver_sql("INSERT INTO t VALUES (?)", (n,))
+            c.commit()
+        checkpointer.checkpoint()
+    assert len(set(used)) == 1 and checkpointer.checkpoints == 12
+    assert eng.pool.checkedin() == 1  # the pool never opened a second connection
+    checkpointer.stop()  # never started: closes its connection
+    eng.dispose()
+
+
 def test_a_lost_connection_is_store_unavailable_and_the_next_check_gets_a_fresh_one(service):
     if service.engine.dialect.name != "postgresql":
         pytest.skip("a server-side disconnect needs a database server")
