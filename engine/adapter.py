@@ -78,15 +78,14 @@ class MatchSession:
         fact["sid"] = EVALUATION_SID
         memo, fields = adapter.memo, adapter._fields_read.get(ruleset)
         sequence = self._sequences.get(ruleset, ((ruleset,), []))
-        content = content_of(fact, fields) if memo is not None and fields is not None and sequence is not None else None
-        if content is None:  # from here on this session's sequence for `ruleset` has no name
-            self._send_unsent(ruleset)
-            self._sequences[ruleset] = None
-            return self._send(ruleset, fact)
-        key, ids = sequence
-        key, ids = (key, content), ids + [fact["id"]]
+        if memo is None or fields is None or sequence is None:
+            return self._send_unnamed(ruleset, fact)
+        key, ids = (sequence[0], content_of(fact, fields)), sequence[1] + [fact["id"]]
+        try:
+            recalled = memo.recall(key, ids)
+        except TypeError:  # a value that cannot be hashed
+            return self._send_unnamed(ruleset, fact)
         self._sequences[ruleset] = (key, ids)
-        recalled = memo.recall(key, ids)
         if recalled is not None:
             self._unsent.setdefault(ruleset, []).append(fact)
             return [(ruleset, rule_id, bound) for rule_id, bound in recalled]
@@ -94,6 +93,13 @@ class MatchSession:
         fired = self._send(ruleset, fact)
         memo.keep(key, ids, [(rule_id, bound) for _, rule_id, bound in fired])
         return fired
+
+    def _send_unnamed(self, ruleset: str, fact: dict) -> list[Firing]:
+        """Send `fact` straight to durable-rules; from here on this session's sequence for
+        `ruleset` has no name the memo could know it by."""
+        self._send_unsent(ruleset)
+        self._sequences[ruleset] = None
+        return self._send(ruleset, fact)
 
     def _send_unsent(self, ruleset: str) -> None:
         """Assert the facts the memo answered for `ruleset`; their firings were answered already."""

@@ -12,14 +12,14 @@ asserted before it into the same ruleset in the same session: the conditions com
 values (engine/compiler.py), and nothing of a session outlives it (engine/adapter.py retracts
 every fact). So the firings of a fact can be kept under the sequence of values sent to its
 ruleset so far, ending with its own (only the fields the ruleset's conditions name), with
-each bound fact written as its position in that sequence; another session that sends the same values gets the same firings, the positions
-read back as its own facts' ids, without a round trip into durable-rules. The match itself
+each bound fact written as its position in that sequence; another session that sends the
+same values gets the same firings, the positions read back as its own facts' ids, without a round trip into durable-rules. The match itself
 stays durable-rules' work: every entry here is something it answered, and a sequence it has
 not seen goes to it (engine/adapter.py MatchSession replays the facts it skipped first).
 
 A ruleset whose conditions read a fact's identity (`id`, `sid`) is never remembered: its
-answer would depend on who the facts are. Values that cannot be hashed switch remembering off
-for that fact. The memo holds at most `limit` sequences and starts afresh when full: a
+answer would depend on who the facts are. A value that cannot be hashed switches remembering
+off for the rest of that ruleset's session. The memo holds at most `limit` sequences and starts afresh when full: a
 catalog's value combinations are few, and forgetting costs only a round trip.
 """
 from __future__ import annotations
@@ -34,17 +34,13 @@ IDENTITY_FIELDS = frozenset({"id", "sid"})
 Remembered = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 
 
-def content_of(fact: dict, fields: frozenset[str]) -> tuple | None:
+def content_of(fact: dict, fields: frozenset[str]) -> tuple:
     """What `fact` says to a ruleset whose rules read `fields`: those of its (field, value)
-    pairs, in order; None when a value cannot be hashed. A field no condition of the ruleset
-    names cannot change what it matches (a document number, say, unless a rule joins on it),
-    and leaving it out is what lets one subject's facts stand for another's."""
-    content = tuple(item for item in fact.items() if item[0] in fields)
-    try:
-        hash(content)
-    except TypeError:
-        return None
-    return content
+    pairs, in order. A field no condition of the ruleset names cannot change what it matches
+    (a document number, say, unless a rule joins on it), and leaving it out is what lets one
+    subject's facts stand for another's. A value that cannot be hashed makes `recall` raise
+    TypeError."""
+    return tuple(item for item in fact.items() if item[0] in fields)
 
 
 def _fields(expression: Any) -> Iterable[str]:

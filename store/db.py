@@ -131,14 +131,17 @@ def restore_indexes(engine: Engine) -> list[str]:
         present = {i["name"] for table in {index.table.name for index in indexes}
                    for i in inspect(connection).get_indexes(table)}
         missing = [index for index in indexes if index.name not in present]
-        if missing and engine.dialect.name == "sqlite":
-            # SQLite sorts an index's keys on one thread unless told it may use more (PostgreSQL
-            # builds with its parallel maintenance workers on its own)
+        # SQLite sorts an index's keys on one thread unless told it may use more (PostgreSQL
+        # builds with its parallel maintenance workers on its own)
+        helpers = bool(missing) and engine.dialect.name == "sqlite"
+        if helpers:
             connection.exec_driver_sql(f"PRAGMA threads={SORT_THREADS}")
-        for index in missing:
-            index.create(connection)
-        if missing and engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("PRAGMA threads=0")  # the connection goes back to the pool
+        try:
+            for index in missing:
+                index.create(connection)
+        finally:
+            if helpers:  # the connection goes back to the pool, even after a failed build
+                connection.exec_driver_sql("PRAGMA threads=0")
     return [index.name for index in missing]
 
 
