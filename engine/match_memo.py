@@ -15,7 +15,8 @@ ruleset so far, ending with its own (only the fields the ruleset's conditions na
 each bound fact written as its position in that sequence; another session that sends the
 same values gets the same firings, the positions read back as its own facts' ids, without a
 round trip into durable-rules. The match itself stays durable-rules' work: every entry here
-is something it answered, and a sequence it has not seen goes to it (engine/adapter.py MatchSession replays the facts it skipped first).
+is something it answered, and a sequence it has not seen goes to it (engine/adapter.py
+MatchSession replays the facts it skipped first).
 
 A ruleset whose conditions read a fact's identity (`id`, `sid`) is never remembered: its
 answer would depend on who the facts are. A value that cannot be hashed switches remembering
