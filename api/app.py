@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(service.close)
 
     app = FastAPI(title="jointcredit", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url="/docs", openapi_url="/openapi.json", telemetry=_telemetry(settings.telemetry))
     app.state.settings = settings
     errors.install(app)
     for router in ALL:
@@ -62,3 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi
     return app
+
+
+def _telemetry(on: bool) -> dict:
+    """FastAPI's telemetry settings: its defaults when `on` (settings.telemetry), else none of it."""
+    return {} if on else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

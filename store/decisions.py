@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 
 from sqlalchemy import Engine, select
 from uuid_utils import uuid7
@@ -39,6 +40,11 @@ def canonical(value) -> str:
     return _CANONICAL.encode(value)
 
 
+# What _CANONICAL.encode does with a str (JSONEncoder.encode with ensure_ascii=False), without
+# the call through encode: the entry's id, time and caller are strings, spelt per entry.
+_spell_str = json.encoder.encode_basestring
+
+
 def entry_hash(prev_hash: str, entry: dict) -> str:
     return _digest(prev_hash, canonical(entry))
 
@@ -47,10 +53,18 @@ def _digest(prev_hash: str, canonical_entry: str) -> str:
     return hashlib.sha256((prev_hash + canonical_entry).encode("utf-8")).hexdigest()
 
 
+# An entry's fields, in the order canonical() writes them (sorted), and the entry's text with a
+# slot for each field's own canonical JSON.
+_ENTRY_FIELDS = tuple(sorted(("id", "seq", "created_at", "caller", "request", "answer", "revisions")))
+_ENTRY_TEXT = "{" + ",".join(f'"{field}":%s' for field in _ENTRY_FIELDS) + "}"
+_entry_parts = operator.itemgetter(*_ENTRY_FIELDS)
+
+
 def _canonical_entry(parts: dict[str, str]) -> str:
-    """canonical(entry) assembled from its fields' canonical JSON, each serialised once: the
-    same text, since canonical() sorts keys and the top-level keys are joined here in order."""
-    return "{" + ",".join(f'"{key}":{parts[key]}' for key in sorted(parts)) + "}"
+    """canonical(entry) assembled from its fields' canonical JSON (`parts`, one for each of
+    _ENTRY_FIELDS), each serialised once: the same text, since canonical() sorts keys and the
+    fields are joined here in that order."""
+    return _ENTRY_TEXT % _entry_parts(parts)
 
 
 # The UPDATE ... RETURNING takes the write lock (row lock on PostgreSQL, database lock on SQLite)
@@ -82,6 +96,7 @@ def _links(items: list[tuple[str, dict, dict, dict]], head) -> tuple[list[tuple]
         raise RuntimeError("the decision log has no chain head: was the database migrated?")
     last_seq, prev_hash = head
     created_at = now_iso()
+    spelt_time = _spell_str(created_at)
     rows, stored = [], []
     spelt: dict[int, str] = {}  # the revisions of one era are one dict: serialise it once
     for seq, (caller, request, answer, revisions) in enumerate(items, start=last_seq - len(items) + 1):
@@ -89,9 +104,9 @@ def _links(items: list[tuple[str, dict, dict, dict]], head) -> tuple[list[tuple]
                  "request": request, "answer": answer, "revisions": revisions}
         if id(revisions) not in spelt:
             spelt[id(revisions)] = canonical(revisions)
-        parts = {"id": canonical(entry["id"]), "seq": str(seq), "created_at": canonical(created_at),
-                 "caller": canonical(caller), "request": canonical(request), "answer": canonical(answer),
-                 "revisions": spelt[id(revisions)]}
+        parts = {"id": _spell_str(entry["id"]), "seq": str(seq), "created_at": spelt_time,
+                 "caller": _spell_str(caller) if type(caller) is str else canonical(caller),
+                 "request": canonical(request), "answer": canonical(answer), "revisions": spelt[id(revisions)]}
         digest = _digest(prev_hash, _canonical_entry(parts))
         rows.append((seq, entry["id"], created_at, caller, parts["request"], parts["answer"], parts["revisions"],
                      prev_hash, digest))

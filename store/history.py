@@ -16,6 +16,7 @@ from engine.evaluator import Evaluator
 __all__ = ["Era", "CatalogHistory", "BEGINNING"]
 
 BEGINNING = "0001-01-01"
+_DAYS_REMEMBERED = 4096
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CatalogHistory:
         if not eras:
             raise ValueError("a catalog history needs at least one era")
         self.eras = sorted(eras, key=lambda e: e.start)
+        self._by_day: dict[str, Era] = {}  # at()'s answers: every check asks for its as_of
 
     @classmethod
     def build(cls, publications: list, vocab, cache: dict | None = None) -> "CatalogHistory":
@@ -67,10 +69,15 @@ class CatalogHistory:
 
     def at(self, day: date | str) -> Era:
         day = day.isoformat() if isinstance(day, date) else day
-        chosen = self.eras[0]
-        for era in self.eras:
-            if era.start <= day:
-                chosen = era
+        chosen = self._by_day.get(day)
+        if chosen is None:
+            chosen = self.eras[0]
+            for era in self.eras:
+                if era.start <= day:
+                    chosen = era
+            if len(self._by_day) >= _DAYS_REMEMBERED:  # any number of distinct days may be asked
+                self._by_day.clear()
+            self._by_day[day] = chosen
         return chosen
 
     @property

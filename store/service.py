@@ -84,6 +84,7 @@ class Service:
         # a rebuild must not interleave with a refresh of the generation it is replacing.
         self.write_lock = threading.RLock()
         self._era_cache: dict = {}
+        self._today = None  # (day, history, catalog): see `catalog`
         self._generation = None
         changed = self.sync_rulebooks_from_disk()
         self.reload_history()
@@ -137,7 +138,13 @@ class Service:
 
     @property
     def catalog(self):
-        return self.history.at(date.today()).catalog
+        """The catalog in force today. Every check asks (through `vocab`) two or three times, so
+        the answer is kept until the day or the history changes."""
+        today, history = date.today(), self.history
+        kept = self._today
+        if kept is None or kept[0] != today or kept[1] is not history:
+            kept = self._today = (today, history, history.at(today).catalog)
+        return kept[2]
 
     @property
     def vocab(self):

@@ -392,6 +392,14 @@ def test_the_entry_spelt_from_its_parts_is_the_canonical_entry(caller, request, 
     assert canonical(entry) == json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
+@given(st.text())
+def test_strings_of_an_entry_are_spelt_as_canonical_spells_them(value):
+    """_links spells the id, time and caller with the encoder's own string function."""
+    from store.decisions import _spell_str
+
+    assert _spell_str(value) == canonical(value)
+
+
 def test_sqlite_reads_use_one_connection_per_thread_that_sees_every_commit(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     eng = make_engine(url)

@@ -1,6 +1,7 @@
 """The store on a real SQLite file and a real PostgreSQL database: records in, obligations
 kept current, answers for any date from intervals, a tamper-evident decision log."""
 import threading
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -125,7 +126,7 @@ def test_consortium_is_barred_by_one_member(service):
     assert [a["eligible"] for a in result["answers"]] == [True, False]
 
 
-def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url, tmp_path):
+def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url, tmp_path, monkeypatch):
     import shutil
     from datetime import date, timedelta
 
@@ -151,7 +152,45 @@ def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url
     assert [e.start for e in second.history.eras][1] == today.isoformat()
     assert second.history.at(today).revisions["rewards"] != second.history.at(before).revisions["rewards"]
     assert second.sync_rulebooks_from_disk() is False  # nothing changed since
+    # the catalog of today (what the checks validate against) is kept, but follows the day ...
+    assert second.catalog is second.history.at(today).catalog
+    import store.service
+
+    class Yesterday(date):
+        @classmethod
+        def today(cls):
+            return today - timedelta(days=1)
+
+    monkeypatch.setattr(store.service, "date", Yesterday)
+    assert second.catalog is second.history.at(before).catalog
+    monkeypatch.undo()
+    assert second.catalog is second.history.at(today).catalog
+    # ... and a new history (another worker published)
+    old_history = second.history
+    second.reload_history()
+    assert second.history is not old_history and second.catalog is second.history.at(today).catalog
     second.close()
+
+
+def test_history_remembers_the_era_of_each_day_it_was_asked_about():
+    """at() keeps its answers (every check asks for its as_of), within a bound."""
+    from store import history as h
+
+    eras = [h.Era(start, None, {}, None, None) for start in ("2024-03-01", h.BEGINNING, "2025-01-01")]
+    history = h.CatalogHistory(eras)
+    days = [f"{y}-{m:02d}-{d:02d}" for y in (2023, 2024, 2025) for m in range(1, 13) for d in (1, 15, 28)]
+
+    def expected(day):
+        return max((e for e in eras if e.start <= day), key=lambda e: e.start)
+
+    for _ in range(2):  # asked, then remembered
+        assert [history.at(day) for day in days] == [expected(day) for day in days]
+    assert history.at(date(2024, 3, 1)) is expected("2024-03-01")
+    small = h.CatalogHistory(eras)
+    for n in range(h._DAYS_REMEMBERED + 10):
+        day = (date(2015, 1, 1) + timedelta(days=n)).isoformat()
+        assert small.at(day) is expected(day)
+    assert len(small._by_day) <= h._DAYS_REMEMBERED
 
 
 def test_store_columns_hold_whatever_the_bundle_parser_accepts():
