@@ -989,7 +989,9 @@ def _summary(report: dict) -> dict:
     if s.get("bare_async_checks_per_s") and s["eligibility_checks_per_s"]:
         s["ratio_to_bare_async"] = round(s["eligibility_checks_per_s"] / s["bare_async_checks_per_s"], 3)
     s["targets"] = {
-        "import_under_5_min": None if s["import_seconds"] is None else s["import_seconds"] < IMPORT_TARGET_S,
+        # the issue sets the import's target on SQLite only; PostgreSQL's import has none
+        "import_under_5_min": (None if s["import_seconds"] is None or s["backend"] != "sqlite"
+                               else s["import_seconds"] < IMPORT_TARGET_S),
         f"p50_le_{TARGET_P50_MS:g}ms_at_c{s['concurrency']}": _le(s["eligibility_p50_ms"], TARGET_P50_MS),
         f"p99_le_{TARGET_P99_MS:g}ms_at_c{s['concurrency']}": _le(s["eligibility_p99_ms"], TARGET_P99_MS),
         f"p50_le_{TARGET_P50_MS:g}ms_at_c1": _le(s["eligibility_c1_p50_ms"], TARGET_P50_MS),
@@ -1069,7 +1071,9 @@ def print_table(report: dict) -> None:
     s, meta = report["summary"], report["meta"]
     imp = report.get("import", {})
     console.print(f"[bold]{meta['backend']}[/]: {s['subjects']:,} subjects imported in "
-                  f"{imp.get('seconds', '-')} s (target < {IMPORT_TARGET_S} s), peak RSS {imp.get('peak_rss_mb', '-')} MB, "
+                  f"{imp.get('seconds', '-')} s"
+                  + (f" (target < {IMPORT_TARGET_S} s)" if meta["backend"] == "sqlite" else " (no target)")
+                  + f", peak RSS {imp.get('peak_rss_mb', '-')} MB, "
                   f"import CPU {imp.get('cpu_user_s', '-')} s user + {imp.get('cpu_sys_s', '-')} s sys, "
                   f"database {imp.get('db_size_mb', '-')} MB")
     table = Table(title=f"eligibility over loopback HTTP, {meta['backend']}, {s['subjects']:,} subjects: one uvicorn "
