@@ -4,6 +4,7 @@ Handlers stay thin: they validate input, call one method here, and map errors to
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -50,6 +51,26 @@ class ServiceError(JointCreditError):
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "errors": self.errors}
+
+
+def all_problems(problems: list[ServiceError]) -> ServiceError:
+    """Every problem of one request as one error, so that a caller can mend them all at once:
+    the first problem's code and status (subject, then activity, then date), the messages
+    joined, and every field error marked with its own problem's code."""
+    first = problems[0]
+    return ServiceError(first.code, "; ".join(p.message for p in problems), status=first.status,
+                        errors=[{"code": p.code, **e} for p in problems for e in p.errors])
+
+
+def _problems(*checks: tuple) -> list[ServiceError]:
+    """The ServiceErrors that the checks (check, value) raise, in order."""
+    found = []
+    for check, value in checks:
+        try:
+            check(value)
+        except ServiceError as problem:
+            found.append(problem)
+    return found
 
 
 @dataclass
@@ -219,10 +240,15 @@ class Service:
         return self._answer_from(subject, activity, as_of, self.repository.check_reads(subject, as_of, activity))
 
     def _checked_question(self, subject: str, activity: str, as_of: str | None) -> str:
-        """`as_of` as a date string, once subject, activity and date are known to be valid."""
-        self.check_code(subject)
-        self.check_activity(activity)
-        return self.check_date(as_of)
+        """`as_of` as a date string, once subject, activity and date are known to be valid; else
+        one ServiceError with every problem of the question (see all_problems)."""
+        try:
+            self.check_code(subject)
+            self.check_activity(activity)
+            return self.check_date(as_of)
+        except ServiceError:  # the usual question pays for nothing more than the three checks
+            raise all_problems(_problems((self.check_code, subject), (self.check_activity, activity),
+                                         (self.check_date, as_of))) from None
 
     def _answer_from(self, subject: str, activity: str, as_of: str, reads: tuple[list[dict], bool]) -> tuple[dict, dict]:
         obligations, known = reads
@@ -256,15 +282,14 @@ class Service:
                           caller: str) -> dict:
         if not subjects:
             raise ServiceError("empty_batch", "`subjects` must name at least one subject", errors=[{"field": "subjects"}])
-        errors = []
-        for i, code in enumerate(subjects):
-            try:
-                self.check_code(code, f"subjects[{i}]")
-            except ServiceError as exc:
-                errors.extend(exc.errors)
-        if errors:
-            raise ServiceError("invalid_subject_code", f"{len(errors)} invalid subject code(s)", errors=errors)
-        self.check_activity(activity)
+        problems = _problems(*((functools.partial(self.check_code, field=f"subjects[{i}]"), code)
+                               for i, code in enumerate(subjects)))
+        if problems:  # the members' codes as one problem, counted
+            problems = [ServiceError("invalid_subject_code", f"{len(problems)} invalid subject code(s)",
+                                     errors=[e for p in problems for e in p.errors])]
+        problems += _problems((self.check_activity, activity), (self.check_date, as_of))
+        if problems:
+            raise all_problems(problems)
         as_of = self.check_date(as_of)
         answers = [self.eligibility(code, activity, as_of, caller, log=False) for code in subjects]
         result = {"activity": activity, "as_of": as_of, "consortium": consortium, "answers": answers}

@@ -257,3 +257,22 @@ def test_a_body_not_sent_as_json_is_told_which_header_to_send(client, keys, cont
     assert (content_type or "no content type") in body["message"]
     # sent as JSON, the same body is answered
     assert client.post("/v1/eligibility", json=OK, headers=auth(keys["system"])).status_code == 200
+
+
+def test_every_problem_of_a_question_is_named_at_once(client, keys):
+    body = {"subject": BAD_CODE, "activity": "government_procurment", "as_of": "2025-02-30"}
+    response = client.post("/v1/eligibility", json=body, headers=auth(keys["system"]))
+    error = response.json()
+    assert response.status_code == 422 and error["code"] == "invalid_subject_code"  # the first problem's code
+    assert [(e["code"], e["field"]) for e in error["errors"]] == [
+        ("invalid_subject_code", "subject"), ("unknown_activity", "activity"), ("invalid_date", "as_of")]
+    assert "government_procurement" in error["message"] and "2025-02-30" in error["message"]
+
+
+def test_a_batch_names_its_bad_members_activity_and_date_at_once(client, keys):
+    body = {"subjects": [VIOLATOR, BAD_CODE, "x"], "activity": "x", "as_of": "2025"}
+    error = client.post("/v1/eligibility/batch", json=body, headers=auth(keys["system"])).json()
+    assert error["code"] == "invalid_subject_code" and error["message"].startswith("2 invalid subject code(s); ")
+    assert [(e["code"], e["field"]) for e in error["errors"]] == [
+        ("invalid_subject_code", "subjects[1]"), ("invalid_subject_code", "subjects[2]"),
+        ("unknown_activity", "activity"), ("invalid_date", "as_of")]
