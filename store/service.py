@@ -282,15 +282,13 @@ class Service:
                           caller: str) -> dict:
         if not subjects:
             raise ServiceError("empty_batch", "`subjects` must name at least one subject", errors=[{"field": "subjects"}])
-        problems = _problems(*((functools.partial(self.check_code, field=f"subjects[{i}]"), code)
-                               for i, code in enumerate(subjects)))
-        if problems:  # the members' codes as one problem, counted
-            problems = [ServiceError("invalid_subject_code", f"{len(problems)} invalid subject code(s)",
-                                     errors=[e for p in problems for e in p.errors])]
-        problems += _problems((self.check_activity, activity), (self.check_date, as_of))
-        if problems:
-            raise all_problems(problems)
-        as_of = self.check_date(as_of)
+        try:
+            for i, code in enumerate(subjects):
+                self.check_code(code, f"subjects[{i}]")
+            self.check_activity(activity)
+            as_of = self.check_date(as_of)
+        except ServiceError:  # as _checked_question: every problem gathered only when there is one
+            raise self._batch_problems(subjects, activity, as_of) from None
         answers = [self.eligibility(code, activity, as_of, caller, log=False) for code in subjects]
         result = {"activity": activity, "as_of": as_of, "consortium": consortium, "answers": answers}
         if consortium:
@@ -299,6 +297,15 @@ class Service:
                                                "consortium": consortium}, result, self.history.at(as_of).revisions)
         result["decision_id"] = entry["id"]
         return result
+
+    def _batch_problems(self, subjects: list, activity: str, as_of: str | None) -> ServiceError:
+        """Every problem of a batch question: its members' bad codes as one problem, counted, then
+        the activity's and the date's (all_problems)."""
+        members = _problems(*((functools.partial(self.check_code, field=f"subjects[{i}]"), code)
+                              for i, code in enumerate(subjects)))
+        problems = [ServiceError("invalid_subject_code", f"{len(members)} invalid subject code(s)",
+                                 errors=[e for p in members for e in p.errors])] if members else []
+        return all_problems(problems + _problems((self.check_activity, activity), (self.check_date, as_of)))
 
     # -- reading -----------------------------------------------------------------------------
     def evaluation(self, code: str, as_of: str | None):
