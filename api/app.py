@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Migrating, compiling the rulebooks and loading the demo block: keep them off the event loop.
         service = await run_in_threadpool(Service, settings)
         await run_in_threadpool(service.load_demo_if_empty)
+        service.watch_catalog()  # another process's publication compiled as soon as it commits
         app.state.service = service
         # The compiled catalogs and start-up data live as long as the process: move them out of the
         # collector's generations, so a full collection under load does not walk them again

@@ -68,8 +68,13 @@ def driver_cursor(engine: Engine, *, reads_only: bool = False) -> Iterator:
     except unavailable as exc:
         # A dropped connection (server restarted: the pool does not ping before each use, which
         # would cost a round trip per check) or a lock held too long. The pool discards a
-        # connection whose rollback fails, so the retry gets a fresh one.
+        # connection whose rollback fails, so the retry gets a fresh one. A disconnect means
+        # the server's other sessions are gone too: as SQLAlchemy does on its own path, every
+        # connection pooled so far is replaced at its next checkout, so one request, not one
+        # per pooled connection, learns of a restart.
         autocommit = False  # nothing to restore on a discarded connection
+        if engine.dialect.is_disconnect(exc, dbapi, None):
+            engine.pool._invalidate(connection, exc)
         connection.invalidate(exc)
         raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
     finally:

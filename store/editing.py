@@ -3,8 +3,10 @@ that shows what a revision would do to every stored subject, publication with an
 date (gated by the rulebook's own tests), rollback, diffs and the audit trail.
 
 Publishing compiles the new era once, re-materialises every subject into a new generation
-of obligations and switches to it in one transaction; checks running meanwhile read the old
-generation. Publishes are serialised by the service's write lock.
+of obligations and switches to it in the transaction that writes the publication; checks
+running meanwhile read the old generation. Publishes, rollbacks, imports and record pushes
+are serialised by the cluster lock (store/cluster_lock.py), in whichever processes they
+arrive, and each starts from the catalog the database says is in force.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from engine.rulebook_diff import structural_diff, text_diff
 from engine.testing import run_rulebook_tests
 
 from .rulebook_store import StaleRevision
-from .service import Service, ServiceError
+from .service import Publication, Service, ServiceError
 
 __all__ = ["RulebookEditor"]
 
@@ -40,7 +42,7 @@ class RulebookEditor:
 
     # -- reading ------------------------------------------------------------------------------
     def owner(self, name: str) -> str | None:
-        era = self.service.history.latest
+        era = self.service.current_history().latest
         if name in era.catalog.rulebooks:
             return era.catalog.rulebooks[name].owner
         head = self.store.head(name)
@@ -54,7 +56,7 @@ class RulebookEditor:
         return None
 
     def list(self) -> list[dict]:
-        era = self.service.history.at(date.today())
+        era = self.service.current_history().at(date.today())
         out = []
         for name in self.store.names():
             head = self.store.head(name)
@@ -78,7 +80,7 @@ class RulebookEditor:
 
     # -- drafts -------------------------------------------------------------------------------
     def _texts_with(self, name: str, text: str) -> dict[str, str]:
-        texts = dict(self.service.history.latest.texts)
+        texts = dict(self.service.current_history().latest.texts)
         texts[name] = text
         return texts
 
@@ -124,7 +126,7 @@ class RulebookEditor:
 
     def impact(self, catalog, as_of: str) -> dict:
         """Obligations that would appear, disappear or change on `as_of`, and eligibility that would flip."""
-        old = self.service.history.at(as_of).evaluator
+        old = self.service.current_history().at(as_of).evaluator
         new = Evaluator(catalog)
         day = date.fromisoformat(as_of)
         per_department = defaultdict(lambda: {"appear": 0, "disappear": 0, "change": 0})
@@ -187,7 +189,7 @@ class RulebookEditor:
                 action: str = "publish") -> dict:
         info = self.revision(name, revision)
         effective_from = self.service.check_date(effective_from, "effective_from")
-        with self.service.write_lock:
+        with self.service.writing(f"publishing {name}"):  # the catalog in force now, as the database says
             latest = self.service.history.latest
             if effective_from < latest.start:
                 raise ServiceError("effective_from_too_early",
@@ -198,10 +200,8 @@ class RulebookEditor:
             if failed:
                 raise ServiceError("tests_failed", f"{len(failed)} of the rulebook's tests fail; not published",
                                    status=409, errors=[{"name": o.name, "failures": o.failures} for o in failed])
-            self.store.record_publication(name, info.text, effective_from, actor, comment or info.comment, action=action)
-            self.service.reload_history()
-            rebuilt = self.service.materialiser.rebuild()
-            self.service._generation = self.service.repository.generation()
+            rebuilt = self.service.put_in_force([Publication(name, info.text, effective_from, actor,
+                                                             comment or info.comment, action=action)])
         return {"rulebook": name, "revision": revision, "effective_from": effective_from, "subjects_rematerialised": rebuilt,
                 "tests": {"passed": len(outcomes), "failed": 0}}
 

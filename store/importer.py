@@ -83,7 +83,7 @@ class _Pipeline:
     stopped half way can leave the records of its last two batches without their obligations;
     importing the same files again completes them (saving is idempotent). The first batch runs
     in this process, and a small import (one batch) never starts a pool. import_files holds the
-    service's write lock throughout, so nothing else re-materialises in between.
+    service's cluster lock throughout, so nothing else re-materialises in between, in any process.
     """
 
     def __init__(self, service: Service, report: ImportReport, progress: Callable[[int], None] | None,
@@ -141,22 +141,22 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
     in this process); `stage`: told of a step that is not per subject (building the indexes
     after a first import, the planner's statistics)."""
     report = ImportReport()
-    pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
     failed = True
-    initial = not service.repository.has_obligations()
     announce = (lambda: stage("building the indexes")) if stage else None
-    # import_pragmas ends before the deferred indexes are built: with its 1 GB page cache SQLite
-    # sorts an index's keys in one huge run (20.7 s for a million subjects' obligations, 8.6 s
-    # with the default cache, on which its helper threads also work; store/db.py SORT_THREADS)
-    with service.write_lock, deferred_indexes(service.engine, when=initial, on_build=announce), \
-            import_pragmas(service.engine):
-        try:
-            for batch in _batches(paths, service, report, batch_size):
-                pipeline.push(batch)
-            pipeline.finish()
-            failed = False
-        finally:
-            pipeline.close(failed=failed)
+    with service.writing("importing"):  # the pipeline materialises under the catalog in force now
+        pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
+        initial = not service.repository.has_obligations()
+        # import_pragmas ends before the deferred indexes are built: with its 1 GB page cache SQLite
+        # sorts an index's keys in one huge run (20.7 s for a million subjects' obligations, 8.6 s
+        # with the default cache, on which its helper threads also work; store/db.py SORT_THREADS)
+        with deferred_indexes(service.engine, when=initial, on_build=announce), import_pragmas(service.engine):
+            try:
+                for batch in _batches(paths, service, report, batch_size):
+                    pipeline.push(batch)
+                pipeline.finish()
+                failed = False
+            finally:
+                pipeline.close(failed=failed)
     if report.subjects >= batch_size:  # a bulk load: the planner's picture of the tables is stale
         on_server = service.engine.dialect.name == "postgresql"
         if stage and on_server:

@@ -98,7 +98,7 @@ class Lifecycle:
         grounds = _required(grounds, "grounds", "missing_grounds")
         filed_by = _required(filed_by, "filed_by", "missing_actor")
         evidence = _evidence(evidence)
-        with svc.write_lock:
+        with svc.writing("filing an objection"):
             bundle, record = self._record(subject, record_id)
             if self._pending(Objection, subject, record.id):
                 raise ServiceError("objection_exists", f"record {record.id} already has an objection pending",
@@ -136,7 +136,7 @@ class Lifecycle:
 
         `department`, when given, must be the department whose queue holds the objection."""
         svc = self.service
-        with svc.write_lock:
+        with svc.writing("deciding a case"):
             case = self._case(Objection, objection_id, department)
             state = self._decision(case, "objection", decision)
             reasons = _required(reasons, "reasons", "missing_reasons")
@@ -180,7 +180,7 @@ class Lifecycle:
         on = svc.check_date(on, "on")
         applied_by = _required(applied_by, "applied_by", "missing_actor")
         statement = _required(statement, "statement", "missing_statement")
-        with svc.write_lock:
+        with svc.writing("deciding a case"):
             bundle, record = self._record(subject, record_id)
             vocab = svc.vocab
             minimum = vocab.publication_min(record.kind, record.key)
@@ -225,7 +225,7 @@ class Lifecycle:
                       department: str | None = None) -> dict:
         """Approve (the record is repaired from `on`, default today) or refuse a repair application."""
         svc = self.service
-        with svc.write_lock:
+        with svc.writing("deciding a case"):
             case = self._case(RepairApplication, repair_id, department)
             state = self._decision(case, "repair", decision)
             reasons = _required(reasons, "reasons", "missing_reasons")

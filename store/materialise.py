@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from sqlalchemy import Connection
+
 from engine.bundle import Bundle
 from engine.timeline import ObligationInterval
 
@@ -56,17 +58,23 @@ class Materialiser:
         self.repository.replace_obligations(codes, computed, generation, cause)
         return len(bundles)
 
-    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Re-materialise every subject into a new generation, then switch to it at once.
+    def rebuild(self, progress: Callable[[int], None] | None = None,
+                with_switch: Callable[[Connection], None] | None = None) -> tuple[int, int]:
+        """Re-materialise every subject into a new generation, then switch to it at once;
+        (subjects done, the generation now answering checks).
 
         Checks running meanwhile keep reading the old generation: they never see a catalog
-        half applied. Record pushes must not run during a rebuild (the service holds a lock).
+        half applied. The caller holds the cluster lock (store/cluster_lock.py), so no record
+        push, import or other rebuild, in any process, writes obligations meanwhile; the
+        generation number is handed out by the database all the same, and the switch refuses
+        to replace any generation but the one the rebuild started from. `with_switch` writes,
+        in the switch's transaction, what must become visible with it (the publications).
         """
-        new = self.repository.generation() + 1
+        current, new = self.repository.allocate_generation()
         total = 0
         for batch in self.repository.codes_with_records(self.BATCH):
             total += self._refresh_batch(batch, new, {"kind": "rebuild", "generation": new})
             if progress:
                 progress(len(batch))
-        self.repository.switch_generation(new)
-        return total
+        self.repository.switch_generation(new, expected=current, with_switch=with_switch)
+        return total, new

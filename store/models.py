@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "RulebookChange", "Decision", "ApiKey",
-           "ChainHead", "CatalogState", "Objection", "RepairApplication", "LifecycleEvent", "ObligationFeedback",
+__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "RulebookHead", "RulebookChange",
+           "Decision", "ApiKey", "ChainHead", "CatalogState", "Objection", "RepairApplication", "LifecycleEvent", "ObligationFeedback",
            "ObligationChange"]
 
 
@@ -85,12 +85,25 @@ class ObligationRow(Base):
 class CatalogState(Base):
     """Which generation of obligations answers checks. A full re-materialisation (a publish)
     writes a new generation beside the old one and switches this row in one transaction,
-    so readers see the old catalog's obligations or the new one's, never a mixture."""
+    together with the publications it applies, so readers see the old catalog's obligations
+    or the new one's, never a mixture, and every process can tell from `generation` alone
+    whether the catalog it compiled is still the one in force."""
 
     __tablename__ = "catalog_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
+    allocated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # highest number handed out
+
+
+class RulebookHead(Base):
+    """Each rulebook's head revision: an edit moves it with a conditional UPDATE (If-Match as a
+    compare-and-swap in the database); a new rulebook claims its name by inserting it."""
+
+    __tablename__ = "rulebook_heads"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(16))
 
 
 class RulebookRevision(Base):

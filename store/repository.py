@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import sqlalchemy.exc
-from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy import Connection, Engine, case, delete, func, or_, select
 
 from engine.bundle import Bundle, Record, Subject as BundleSubject
 from engine.jsontext import loads
@@ -27,7 +27,11 @@ from .rows import CHANGE_COLUMNS, OBLIGATION_COLUMNS, Materialised, as_dicts
 
 log = logging.getLogger("jointcredit.store")
 
-__all__ = ["Repository", "Saved", "BundleRows", "bundle_of", "now_iso"]
+__all__ = ["Repository", "Saved", "BundleRows", "CheckRead", "GenerationConflict", "bundle_of", "now_iso",
+           "CATALOG_CHANNEL"]
+
+# The PostgreSQL channel a generation switch notifies (store/catalog_watch.py listens on it).
+CATALOG_CHANNEL = "jointcredit_catalog"
 
 _RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "type", "other", "status", "start",
                   "expires_on", "status_on", "department", "document")
@@ -40,6 +44,19 @@ _KIND, _OTHER = _LOAD_COLUMNS.index("kind"), _LOAD_COLUMNS.index("other")
 # what the change feed compares (store/changefeed.py)
 _DIFF_COLUMNS = ("obligation_key", "source_subject", "target_code", "target_relation", "measure", "rule", "department",
                  "status", "effects", "provenance", "valid_from", "valid_until")
+
+
+class GenerationConflict(RuntimeError):
+    """A rebuild found another generation in force when it came to switch: two rebuilds ran at
+    once, which the cluster lock (store/cluster_lock.py) exists to prevent."""
+
+
+class CheckRead(NamedTuple):
+    """What one eligibility check read (Repository.check_reads)."""
+
+    obligations: list[dict]
+    known: bool  # the store knows the subject
+    generation: int  # the generation the obligations belong to
 
 
 @dataclass
@@ -277,14 +294,44 @@ class Repository:
         with self.engine.connect() as c:
             return c.execute(select(CatalogState.generation).where(CatalogState.id == 1)).scalar_one()
 
-    def switch_generation(self, new: int) -> None:
-        """Make generation `new` answer checks (one small transaction), then drop the others."""
+    def allocate_generation(self) -> tuple[int, int]:
+        """(the generation answering checks, a new number for a rebuild to write into), the
+        number taken from catalog_state.allocated in a write transaction: no two rebuilds, in
+        any processes, are handed the same one, and the number of a rebuild that died is never
+        handed out again (its rows go with the next switch)."""
+        state = CatalogState.__table__
+        with self.engine.begin() as c:  # the write first: SQLite takes its write lock before reading
+            taken = case((state.c.allocated > state.c.generation, state.c.allocated), else_=state.c.generation)
+            c.execute(state.update().where(state.c.id == 1).values(allocated=taken + 1))
+            current, allocated = c.execute(select(state.c.generation, state.c.allocated)
+                                           .where(state.c.id == 1)).one()
+        return current, allocated
+
+    def switch_generation(self, new: int, expected: int | None = None,
+                          with_switch: Callable[[Connection], None] | None = None) -> None:
+        """Make generation `new` answer checks (one small transaction), then drop the others.
+
+        `expected`: the generation the rebuild started from; the switch is refused
+        (GenerationConflict) if another one answers checks by now, as it would if two rebuilds
+        ran at once. `with_switch` writes what must become visible together with the
+        generation (the publications it was built from). On PostgreSQL the switch notifies
+        every process listening on CATALOG_CHANNEL when it commits (store/catalog_watch.py)."""
+        state = CatalogState.__table__
         with self.engine.begin() as c:
-            c.execute(CatalogState.__table__.update().where(CatalogState.id == 1).values(generation=new))
+            switched = state.update().where(state.c.id == 1).values(generation=new)
+            if expected is not None:
+                switched = switched.where(state.c.generation == expected)
+            if c.execute(switched).rowcount != 1:
+                raise GenerationConflict(f"generation {expected} no longer answers checks: another rebuild "
+                                         f"switched first, so generation {new} was not put in force")
+            if with_switch is not None:
+                with_switch(c)
             # the rebuild's change-feed entries become visible with the generation they describe
             c.execute(ObligationChange.__table__.update().where(ObligationChange.generation == new,
                                                                 ObligationChange.at == "").values(at=now_iso()))
             c.execute(delete(ObligationChange).where(ObligationChange.generation != new, ObligationChange.at == ""))
+            if self.engine.dialect.name == "postgresql":
+                c.exec_driver_sql("SELECT pg_notify(%s, %s)", (CATALOG_CHANNEL, str(new)))
         with self.engine.begin() as c:
             c.execute(delete(ObligationRow).where(ObligationRow.generation != new))
 
@@ -299,18 +346,21 @@ class Repository:
 
     def obligations_for(self, target: str, as_of: str, activity: str | None = None) -> list[dict]:
         """The target's obligations in force on `as_of` (for one activity, if given)."""
-        return self.check_reads(target, as_of, activity)[0]
+        return self.check_reads(target, as_of, activity).obligations
 
-    def check_reads(self, target: str, as_of: str, activity: str | None = None) -> tuple[list[dict], bool]:
+    def check_reads(self, target: str, as_of: str, activity: str | None = None) -> CheckRead:
         """What an eligibility check reads: the target's obligations in force on `as_of` (for one
-        activity, if given), and whether the store knows the target at all.
+        activity, if given), whether the store knows the target at all, and the generation the
+        obligations were read from (whose catalog revisions the answer reports).
 
         Every check pays for this, so it is one statement on a pooled DB-API connection
         (store/driver.py), in autocommit: through SQLAlchemy's ORM row machinery the read cost
         360 µs, through exec_driver_sql 60 µs, here ~20 µs on SQLite (index
         ix_obligations_target); on PostgreSQL one round trip instead of four. The subject is
         joined from a one-row select so that a known subject without obligations still
-        returns a row (with NULL obligation columns).
+        returns a row (with NULL obligation columns); the generation comes with it from the same
+        snapshot, so a process learns on every check, at no extra cost, whether another process
+        has switched the catalog since (store/service.py).
         """
         return self.check_result(read(self.engine, *self.check_statement(target, as_of)), activity)
 
@@ -318,13 +368,13 @@ class Repository:
         """The one statement check_reads runs, for a caller that joins another to it (driver.beside)."""
         return self._check_sql(), (target, target, as_of, as_of)
 
-    def check_result(self, result: tuple[list[str], list[tuple]], activity: str | None = None) -> tuple[list[dict], bool]:
+    def check_result(self, result: tuple[list[str], list[tuple]], activity: str | None = None) -> CheckRead:
         """check_reads' answer from what check_statement's statement returned."""
         names, fetched = result
-        # row[1] is o.id: None on the one row of a subject without obligations; sorted here, as
+        # row[2] is o.id: None on the one row of a subject without obligations; sorted here, as
         # the statement may have been joined with another (driver.beside) and lost its order
-        found = sorted((row for row in fetched if row[1] is not None), key=itemgetter(1))
-        rows = [dict(zip(names[1:], row[1:])) for row in found]
+        found = sorted((row for row in fetched if row[2] is not None), key=itemgetter(2))
+        rows = [dict(zip(names[2:], row[2:])) for row in found]
         known = bool(rows) or any(row[0] for row in fetched)
         if activity is not None:  # a subject has few obligations: filtering here beats a LIKE in SQL
             needle = f",{activity},"
@@ -333,7 +383,7 @@ class Repository:
             for name in ("effects", "provenance"):
                 if isinstance(row[name], str):  # text from sqlite3 and asyncpg, decoded by psycopg
                     row[name] = loads(row[name])
-        return rows, known
+        return CheckRead(rows, known, fetched[0][1])
 
     def _check_sql(self) -> str:
         cache = self.__dict__.setdefault("_sql_cache", {})
@@ -341,10 +391,10 @@ class Repository:
             mark = param_mark(self.engine)
             columns = ", ".join(f"o.{c.name}" for c in ObligationRow.__table__.columns)
             cache["check"] = (
-                f"SELECT s.code IS NOT NULL AS known, {columns} FROM (SELECT 1 AS one) AS q "
+                f"SELECT s.code IS NOT NULL AS known, q.generation AS read_generation, {columns} "
+                f"FROM (SELECT generation FROM catalog_state WHERE id = 1) AS q "
                 f"LEFT JOIN subjects AS s ON s.code = {mark} "
-                f"LEFT JOIN obligations AS o ON o.target_code = {mark} "
-                f"AND o.generation = (SELECT generation FROM catalog_state WHERE id = 1) "
+                f"LEFT JOIN obligations AS o ON o.target_code = {mark} AND o.generation = q.generation "
                 f"AND o.valid_from <= {mark} AND (o.valid_until IS NULL OR o.valid_until > {mark})")
             cache["known"] = f"SELECT 1 FROM subjects WHERE code = {mark}"
         return cache["check"]

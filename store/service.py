@@ -7,10 +7,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
+
+from anyio import to_thread
 
 import engine
 from engine.bundle import Bundle
@@ -21,7 +24,9 @@ from engine.errors import JointCreditError
 from catalog.vocabulary import load_vocabulary
 from engine.resources import default_rulebook_dir
 
+from .catalog_watch import CatalogWatcher
 from .checkpointer import WalCheckpointer
+from .cluster_lock import ClusterLock
 from .db import make_engine, migrate, restore_indexes
 from .driver import apart, beside, close_readers
 from .decision_writer import DecisionWriter
@@ -30,15 +35,17 @@ from .loop_access import loop_access
 from .keys import KeyStore, Principal
 from .materialise import Materialiser
 from .history import BEGINNING, CatalogHistory
-from .repository import Repository
+from .repository import CheckRead, Repository, now_iso
 from .rulebook_store import RulebookStore
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Service", "ServiceError", "KeyedCheck"]
+__all__ = ["Service", "ServiceError", "KeyedCheck", "Publication"]
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "bundles.jsonl"
+_GENERATIONS_KEPT = 2  # catalogs kept: a check read just before a switch still reports its own revisions
+_BATCH_TRIES = 3
 
 
 class ServiceError(JointCreditError):
@@ -51,6 +58,21 @@ class ServiceError(JointCreditError):
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A publication about to be put in force (Service.put_in_force); stamped when made, so
+    that the catalog compiled before the switch orders it exactly as the database will."""
+
+    name: str
+    text: str
+    effective_from: str
+    actor: str
+    comment: str
+    action: str = "publish"  # publish | rollback | load
+    source: str = "api"
+    published_at: str = field(default_factory=now_iso)
 
 
 def all_problems(problems: list[ServiceError]) -> ServiceError:
@@ -90,28 +112,37 @@ class Service:
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url, background_checkpoints=True)
         self.checkpointer = WalCheckpointer(self.engine).start() if self.engine.dialect.name == "sqlite" else None
-        migrate(self.engine)
-        restored = restore_indexes(self.engine)
-        if restored:
-            log.warning("built the indexes a killed import left missing: %s", ", ".join(restored))
-        self.repository = Repository(self.engine)
-        self.decisions = DecisionLog(self.engine)
-        # The event loop's reads and log appends: inline on SQLite, asyncpg on a database server.
-        self.loop_access = loop_access(self.engine)
-        self.decision_writer = DecisionWriter(lambda items: self.loop_access.append_decisions(self.decisions, items))
-        self.keys = KeyStore(self.engine)
-        self.rulebook_store = RulebookStore(self.engine)
-        # Serialises everything that re-materialises obligations (record pushes, publishes):
-        # a rebuild must not interleave with a refresh of the generation it is replacing.
-        self.write_lock = threading.RLock()
+        # Serialises everything that re-materialises obligations (record pushes, lifecycle
+        # decisions, imports, publishes) across every process over this database.
+        self.cluster_lock = ClusterLock(self.engine, self.settings.write_wait)
+        self.history: CatalogHistory | None = None  # the catalog of the newest generation this process knows
+        self._histories: dict[int, CatalogHistory] = {}  # generation -> its catalog (the newest few)
+        self._generation: int | None = None
+        self._reload_lock = threading.Lock()  # one compile at a time in this process (a cache fill, not a write)
         self._era_cache: dict = {}
         self._today = None  # (day, history, catalog): see `catalog`
-        self._generation = None
-        changed = self.sync_rulebooks_from_disk()
-        self.reload_history()
-        if changed:
-            self.materialiser.rebuild()
-        self._generation = self.repository.generation()
+        self.watcher: CatalogWatcher | None = None
+        with self.cluster_lock.hold("starting the service"):  # two workers starting on a new database
+            migrate(self.engine)
+            restored = restore_indexes(self.engine)
+            if restored:
+                log.warning("built the indexes a killed import left missing: %s", ", ".join(restored))
+            self.repository = Repository(self.engine)
+            self.decisions = DecisionLog(self.engine)
+            # The event loop's reads and log appends: inline on SQLite, asyncpg on a database server.
+            self.loop_access = loop_access(self.engine)
+            self.decision_writer = DecisionWriter(lambda items: self.loop_access.append_decisions(self.decisions, items))
+            self.keys = KeyStore(self.engine)
+            self.rulebook_store = RulebookStore(self.engine)
+            self.refresh_if_stale()
+            self.sync_rulebooks_from_disk()
+
+    def watch_catalog(self) -> None:
+        """Compile another process's publication as soon as it commits (store/catalog_watch.py),
+        so that the first check after it does not wait for the compile. Checks are right
+        without it: each reads the generation it answers from (Repository.check_reads)."""
+        if self.watcher is None:
+            self.watcher = CatalogWatcher(self).start()
 
     async def close_loop_access(self) -> None:
         """On the event loop that served the checks, before close(): write the decisions still
@@ -121,41 +152,104 @@ class Service:
 
     def close(self) -> None:
         """Release the database connections (after close_loop_access, where a loop served checks)."""
+        if self.watcher is not None:
+            self.watcher.stop()
         self.loop_access.terminate()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         close_readers(self.engine)
         self.engine.dispose()
 
-    # -- the catalog over time ----------------------------------------------------------------
+    # -- the catalog over time: a cache of the database ------------------------------------------
+    # Each process compiles the publications in force into a CatalogHistory. The database is the
+    # truth: publications are written only in the transaction that switches the generation of
+    # obligations built with them (put_in_force), so the generation number says which catalog
+    # is current, and a process that sees a generation it has not compiled loads it.
     def sync_rulebooks_from_disk(self) -> bool:
         """Publish rulebooks from disk whose revision the store has never seen (people who keep
-        rulebooks in git). The first load is in force from the beginning; later ones from today."""
+        rulebooks in git). The first load is in force from the beginning; later ones from today.
+        Under the cluster lock: of several processes starting at once, one publishes them."""
         directory = self.settings.rulebooks or str(default_rulebook_dir())
         on_disk = engine.compile_rulebooks([directory])  # lint errors stop start-up, with every message
-        known = self.rulebook_store.known_revisions()
-        first = not self.rulebook_store.publications()
-        changed = False
-        for name, rulebook in sorted(on_disk.rulebooks.items()):
-            if (name, rulebook.revision) in known:
-                continue
-            self.rulebook_store.record_publication(name, rulebook.text, BEGINNING if first else date.today().isoformat(),
-                                                   actor="system", comment=f"loaded from {rulebook.path}",
-                                                   action="load", source="disk")
-            changed = True
-        return changed
+        with self.writing("loading rulebooks from disk"):
+            known = self.rulebook_store.known_revisions()
+            first = not self.rulebook_store.publications()
+            effective_from = BEGINNING if first else date.today().isoformat()
+            new = [Publication(name, rulebook.text, effective_from, actor="system",
+                               comment=f"loaded from {rulebook.path}", action="load", source="disk")
+                   for name, rulebook in sorted(on_disk.rulebooks.items()) if (name, rulebook.revision) not in known]
+            if new:
+                self.put_in_force(new)
+        return bool(new)
 
-    def reload_history(self) -> None:
-        self.history = CatalogHistory.build(self.rulebook_store.publications(), load_vocabulary(), self._era_cache)
-        self.materialiser = Materialiser(self.repository, self.history)
+    def put_in_force(self, new: list["Publication"]) -> int:
+        """Put publications in force: every subject re-materialised under the catalog with
+        them into a new generation, which is switched to in the same transaction that writes
+        the publications. The caller holds the cluster lock and has checked them (tests,
+        dates). Returns how many subjects were re-materialised."""
+        if not self.cluster_lock.held:
+            raise RuntimeError("put_in_force needs the cluster lock (Service.writing)")
+        publications = sorted([*self.rulebook_store.publications(), *new],
+                              key=lambda p: (p.effective_from or "", p.published_at or ""))
+        with self._reload_lock:
+            history = CatalogHistory.build(publications, load_vocabulary(), self._era_cache)
+
+        def write_publications(connection) -> None:
+            for p in new:
+                self.rulebook_store.write_publication(connection, p.name, p.text, p.effective_from, p.actor,
+                                                      p.comment, action=p.action, source=p.source,
+                                                      stamp=p.published_at)
+
+        rebuilt, generation = Materialiser(self.repository, history).rebuild(with_switch=write_publications)
+        with self._reload_lock:
+            self._install(generation, history)
+        return rebuilt
 
     def refresh_if_stale(self) -> None:
-        """Another worker published: pick up its catalog (obligations are shared through the database)."""
-        generation = self.repository.generation()
-        if generation != self._generation:
-            with self.write_lock:
-                self.reload_history()
-                self._generation = generation
+        """Load the catalog of the generation answering checks, if this process has not yet
+        (another process published, rolled back or loaded rulebooks): one indexed read."""
+        if self.repository.generation() != self._generation:
+            self._reload()
+
+    def current_history(self) -> CatalogHistory:
+        """The catalog in force, as the database says now (refresh_if_stale first)."""
+        self.refresh_if_stale()
+        return self.history
+
+    def history_of(self, generation: int) -> CatalogHistory:
+        """The catalog that generation `generation` of obligations was built with (a check
+        reports its revisions), loaded if this process has not seen that generation yet."""
+        kept = self._histories.get(generation)
+        if kept is None:
+            self._reload()
+            kept = self._histories.get(generation) or self.history
+        return kept
+
+    @contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Hold the cluster lock for the block (`what` names the work, for a timeout's message),
+        with this process's catalog brought up to date once the lock is held: whatever is
+        materialised in the block uses the rulebooks in force."""
+        with self.cluster_lock.hold(what):
+            self.refresh_if_stale()
+            yield
+
+    def _reload(self) -> None:
+        with self._reload_lock:
+            generation, publications = self.rulebook_store.in_force_with_generation()
+            if generation == self._generation or generation in self._histories or not publications:
+                return  # loaded meanwhile by another thread, or a new database before its first load
+            self._install(generation, CatalogHistory.build(publications, load_vocabulary(), self._era_cache))
+
+    def _install(self, generation: int, history: CatalogHistory) -> None:
+        """Keep `history` as generation `generation`'s (under _reload_lock); the newest becomes current."""
+        self._histories[generation] = history
+        for old in sorted(self._histories)[:-_GENERATIONS_KEPT]:
+            del self._histories[old]
+        if self._generation is None or generation > self._generation:
+            self._generation = generation
+            self.history = history
+            self.materialiser = Materialiser(self.repository, history)
 
     @property
     def catalog(self):
@@ -211,7 +305,7 @@ class Service:
     # -- records -----------------------------------------------------------------------------
     def save(self, bundles: list[Bundle]) -> dict:
         """Store bundles and bring the affected obligations up to date before returning."""
-        with self.write_lock:
+        with self.writing("saving records"):
             touched = self.repository.save_bundles(bundles)
             refreshed = self.materialiser.refresh(touched)
         return {"subjects": sorted(touched), "refreshed": refreshed}
@@ -226,7 +320,7 @@ class Service:
     # -- eligibility -------------------------------------------------------------------------
     def eligibility(self, subject: str, activity: str, as_of: str | None, caller: str, *, log: bool = True) -> dict:
         """The answer, recorded in the decision log (unless `log` is false) before it is returned."""
-        answer, revisions = self._answer(subject, activity, as_of)
+        answer, revisions, _ = self._answer(subject, activity, as_of)
         if log:
             answer["decision_id"] = self.decisions.append(caller, _request_of(answer), answer, revisions)["id"]
         return answer
@@ -235,9 +329,11 @@ class Service:
         """The key's principal (None: unknown or revoked), read for the event loop."""
         return self.keys.principal_of(await self.loop_access.read(*self.keys.lookup(key)))
 
-    def _answer(self, subject: str, activity: str, as_of: str | None) -> tuple[dict, dict]:
+    def _answer(self, subject: str, activity: str, as_of: str | None) -> tuple[dict, dict, int]:
+        """The answer, the revisions it was answered under, and the generation it was read from."""
         as_of = self._checked_question(subject, activity, as_of)
-        return self._answer_from(subject, activity, as_of, self.repository.check_reads(subject, as_of, activity))
+        read = self.repository.check_reads(subject, as_of, activity)
+        return (*self._answer_from(subject, activity, as_of, read, self.history_of(read.generation)), read.generation)
 
     def _checked_question(self, subject: str, activity: str, as_of: str | None) -> str:
         """`as_of` as a date string, once subject, activity and date are known to be valid; else
@@ -250,10 +346,12 @@ class Service:
             raise all_problems(_problems((self.check_code, subject), (self.check_activity, activity),
                                          (self.check_date, as_of))) from None
 
-    def _answer_from(self, subject: str, activity: str, as_of: str, reads: tuple[list[dict], bool]) -> tuple[dict, dict]:
-        obligations, known = reads
-        answer = eligibility_answer(subject, activity, as_of, known, obligations, self.vocab)
-        return answer, self.history.at(as_of).revisions
+    def _answer_from(self, subject: str, activity: str, as_of: str, read: CheckRead,
+                     history: CatalogHistory) -> tuple[dict, dict]:
+        """The answer from what the check read, and the revisions in force on `as_of` in the
+        catalog of the generation it read (what the decision log records)."""
+        answer = eligibility_answer(subject, activity, as_of, read.known, read.obligations, self.vocab)
+        return answer, history.at(as_of).revisions
 
     async def keyed_check(self, key: str, subject: str, activity: str, as_of: str | None) -> KeyedCheck:
         """The caller's principal and the answer to its question, read together for the event
@@ -267,7 +365,11 @@ class Service:
             return KeyedCheck(await self.principal(key), None, problem)
         both = await self.loop_access.read(*beside(lookup, self.repository.check_statement(subject, as_of)))
         key_rows, check_rows = apart(both, len(self.keys.LOOKUP_COLUMNS))
-        answer = self._answer_from(subject, activity, as_of, self.repository.check_result(check_rows, activity))
+        read = self.repository.check_result(check_rows, activity)
+        history = self._histories.get(read.generation)
+        if history is None:  # another process switched the catalog: compile it off the loop, once
+            history = await to_thread.run_sync(self.history_of, read.generation)
+        answer = self._answer_from(subject, activity, as_of, read, history)
         return KeyedCheck(self.keys.principal_of(key_rows), answer, None)
 
     async def log_answer(self, answer: tuple[dict, dict], caller: str) -> dict:
@@ -289,14 +391,23 @@ class Service:
             as_of = self.check_date(as_of)
         except ServiceError:  # as _checked_question: every problem gathered only when there is one
             raise self._batch_problems(subjects, activity, as_of) from None
-        answers = [self.eligibility(code, activity, as_of, caller, log=False) for code in subjects]
+        answers, revisions = self._batch_answers(subjects, activity, as_of)
         result = {"activity": activity, "as_of": as_of, "consortium": consortium, "answers": answers}
         if consortium:
             result.update(consortium_answer(answers))
         entry = self.decisions.append(caller, {"subjects": subjects, "activity": activity, "as_of": as_of,
-                                               "consortium": consortium}, result, self.history.at(as_of).revisions)
+                                               "consortium": consortium}, result, revisions)
         result["decision_id"] = entry["id"]
         return result
+
+    def _batch_answers(self, subjects: list[str], activity: str, as_of: str) -> tuple[list[dict], dict]:
+        """Each subject's answer, all read from one generation (asked again, a few times at
+        most, when a catalog switch fell between two of them), and that generation's revisions."""
+        for _ in range(_BATCH_TRIES):
+            answered = [self._answer(code, activity, as_of) for code in subjects]
+            if len({generation for _, _, generation in answered}) == 1:
+                break
+        return [answer for answer, _, _ in answered], answered[-1][1]
 
     def _batch_problems(self, subjects: list, activity: str, as_of: str | None) -> ServiceError:
         """Every problem of a batch question: its members' bad codes as one problem, counted, then
@@ -314,8 +425,7 @@ class Service:
         bundle = self.repository.load_bundle(code)
         if bundle is None:
             raise ServiceError("unknown_subject", f"subject {code} is not in the store", status=404)
-        self.refresh_if_stale()
-        return self.history.at(as_of).evaluator.evaluate(bundle, date.fromisoformat(as_of))
+        return self.current_history().at(as_of).evaluator.evaluate(bundle, date.fromisoformat(as_of))
 
     def actions(self, code: str, as_of: str | None) -> dict:
         self.check_code(code)

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # on, FastAPI looks for configured providers on every request even when there are none,
     # ~2% of an eligibility check's server time (py-spy, 1M-subject store, 8 in flight).
     telemetry: bool = False
+    # How long a write that re-materialises obligations (a record push, a case decided, an
+    # import, a publish) waits for another process's publish or import to finish before it is
+    # refused with 503 store_unavailable and Retry-After (store/cluster_lock.py).
+    write_wait: float = 300.0
 
 
 @lru_cache(maxsize=1)

@@ -206,11 +206,12 @@ def test_known_without_obligations_and_obligations_of_an_unstored_target(service
     service.save([engine.parse_bundle(bundle(listed, entry("tax.major_violation", "2024-03-15"),
                                              {"id": "rel", "kind": "relation", "type": "legal_representative",
                                               "other": rep, "listed_on": "2020-01-01"}))])
-    assert service.repository.check_reads(plain, AS_OF, "honours") == ([], True)
-    assert service.repository.check_reads(org_code(312), AS_OF) == ([], False)
-    rows, known = service.repository.check_reads(rep, AS_OF, "senior_management")
+    generation = service.repository.generation()
+    assert service.repository.check_reads(plain, AS_OF, "honours") == ([], True, generation)
+    assert service.repository.check_reads(org_code(312), AS_OF) == ([], False, generation)
+    rows, known, _ = service.repository.check_reads(rep, AS_OF, "senior_management")
     assert known is True and rows and all(r["target_code"] == rep for r in rows)
-    assert service.repository.check_reads(rep, "2024-03-14") == ([], service.repository.known(rep))
+    assert service.repository.check_reads(rep, "2024-03-14") == ([], service.repository.known(rep), generation)
 
 
 def test_sqlite_commits_leave_checkpoints_to_the_background_thread(tmp_path):
@@ -283,7 +284,7 @@ def test_a_lost_connection_is_store_unavailable_and_the_next_check_gets_a_fresh_
     with pytest.raises(StoreUnavailable) as caught:
         service.repository.check_reads(org_code(1), AS_OF)
     assert caught.value.code == "store_unavailable"
-    assert service.repository.check_reads(org_code(1), AS_OF) == ([], False)
+    assert service.repository.check_reads(org_code(1), AS_OF)[:2] == ([], False)
 
     async def checks_around_a_restart():  # the event loop's own connections (asyncpg)
         before = await service.keyed_check("jc_x", org_code(1), "government_procurement", AS_OF)
@@ -369,7 +370,7 @@ def test_the_key_lookup_beside_the_check_read_answers_as_each_alone(service):
         assert service.keys.principal_of(key_rows) == service.keys.principal(k)
         assert (service.keys.principal_of(key_rows) is None) == (k != key)
         assert service.repository.check_result(check_rows) == service.repository.check_reads(code, AS_OF)
-    obligations, known = service.repository.check_reads(listed, AS_OF)
+    obligations, known, _ = service.repository.check_reads(listed, AS_OF)
     assert known and len(obligations) >= 2  # several rows, in the order of their ids
     assert [o["id"] for o in obligations] == sorted(o["id"] for o in obligations)
 

@@ -14,7 +14,7 @@ import engine
 from bench.population import generate
 from store import importer
 from store.importer import import_files
-from store.service import Service
+from store.service import Publication, Service
 from store.settings import Settings
 
 from conftest import fail_writes_at, fresh_pg_database
@@ -156,8 +156,8 @@ def test_a_failed_import_stops_its_workers(tmp_path, monkeypatch):
 def _second_era(service, day="2022-01-01"):
     """A revision of one rulebook (a comment added) in force from `day`: two catalog eras."""
     name, text = sorted(service.history.latest.texts.items())[0]
-    service.rulebook_store.record_publication(name, text + "\n# revised\n", day, actor="test", comment="revised")
-    service.reload_history()
+    with service.writing("a second era"):
+        service.put_in_force([Publication(name, text + "\n# revised\n", day, actor="test", comment="revised")])
     assert [era.start for era in service.history.eras][1:] == [day]
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 import engine
+from store.editing import RulebookEditor
 from store.service import Service
 from store.settings import Settings
 
@@ -165,10 +166,14 @@ def test_changed_rulebooks_take_effect_from_today_and_rematerialise(database_url
     assert second.catalog is second.history.at(before).catalog
     monkeypatch.undo()
     assert second.catalog is second.history.at(today).catalog
-    # ... and a new history (another worker published)
+    # ... and a new history (another process published)
     old_history = second.history
-    second.reload_history()
+    third = Service(settings)
+    RulebookEditor(third).publish("rewards", third.rulebook_store.head("rewards").revision, after, "test")
+    third.close()
+    second.refresh_if_stale()
     assert second.history is not old_history and second.catalog is second.history.at(today).catalog
+    assert [e.start for e in second.history.eras][-1] == after
     second.close()
 
 
