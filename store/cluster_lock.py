@@ -60,8 +60,10 @@ class ClusterLock:
         return getattr(self._held, "depth", 0) > 0
 
     @contextmanager
-    def hold(self, what: str = "re-materialising") -> Iterator[None]:
-        """Hold the lock for the block; `what` names the holder's work in a timeout's message."""
+    def hold(self, what: str = "re-materialising", *, bounded: bool = True) -> Iterator[None]:
+        """Hold the lock for the block; `what` names the holder's work in a timeout's message.
+        `bounded=False`: wait as long as it takes (a process starting while another rebuilds a
+        million subjects must wait for it, not fail)."""
         depth = getattr(self._held, "depth", 0)
         if depth:
             self._held.depth = depth + 1
@@ -70,32 +72,33 @@ class ClusterLock:
             finally:
                 self._held.depth = depth
             return
-        with self._acquired(what):
+        with self._acquired(what, self.timeout if bounded else None):
             self._held.depth = 1
             try:
                 yield
             finally:
                 self._held.depth = 0
 
-    def _acquired(self, what: str):
+    def _acquired(self, what: str, timeout: float | None):
         if self.engine.dialect.name == "postgresql":
-            return self._advisory(what)
+            return self._advisory(what, timeout)
         if self._file is not None:
-            return self._flock(what)
-        return self._threading(what)
+            return self._flock(what, timeout)
+        return self._threading(what, timeout)
 
     def _busy(self, what: str) -> StoreUnavailable:
         return StoreUnavailable(f"another process has been re-materialising obligations for over "
                                 f"{self.timeout:g} s (a publish or an import); {what} was not started: retry later")
 
     @contextmanager
-    def _advisory(self, what: str) -> Iterator[None]:
+    def _advisory(self, what: str, timeout: float | None) -> Iterator[None]:
         # a connection of its own, outside the pool's reuse while held: the lock belongs to the session
         connection = self.engine.connect()
         try:
             # a blocking wait (woken as soon as the holder lets go), bounded by lock_timeout; the
             # lock is the session's, so it outlives the transaction that took it
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.timeout * 1000)}ms'")
+            limit = "0" if timeout is None else f"{max(1, int(timeout * 1000))}ms"  # 0: no limit
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{limit}'")
             try:
                 connection.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_KEY})")
             except sqlalchemy.exc.OperationalError:  # LockNotAvailable: lock_timeout passed
@@ -110,10 +113,10 @@ class ClusterLock:
             connection.close()
 
     @contextmanager
-    def _flock(self, what: str) -> Iterator[None]:
+    def _flock(self, what: str, timeout: float | None) -> Iterator[None]:
         # thread_local: each thread its own descriptor, so two threads of one process exclude
         # each other too (flock locks belong to the open file, not to the process)
-        lock = FileLock(self._file, timeout=self.timeout, thread_local=True)
+        lock = FileLock(self._file, timeout=-1 if timeout is None else timeout, thread_local=True)
         try:
             lock.acquire()
         except Timeout:
@@ -124,8 +127,8 @@ class ClusterLock:
             lock.release()
 
     @contextmanager
-    def _threading(self, what: str) -> Iterator[None]:
-        if not self._local_lock.acquire(timeout=self.timeout):
+    def _threading(self, what: str, timeout: float | None) -> Iterator[None]:
+        if not self._local_lock.acquire(timeout=-1 if timeout is None else timeout):
             raise self._busy(what)
         try:
             yield

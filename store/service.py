@@ -122,7 +122,8 @@ class Service:
         self._era_cache: dict = {}
         self._today = None  # (day, history, catalog): see `catalog`
         self.watcher: CatalogWatcher | None = None
-        with self.cluster_lock.hold("starting the service"):  # two workers starting on a new database
+        # two workers starting on a new database; or one starting while another publishes
+        with self.cluster_lock.hold("starting the service", bounded=False):
             migrate(self.engine)
             restored = restore_indexes(self.engine)
             if restored:
