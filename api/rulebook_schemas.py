@@ -19,13 +19,19 @@ class DryRunRequest(_Strict):
                               examples=["2025-06-30"])
 
 
+_RETROACTIVE = ("Admins only: why the revision must answer for days already past. Required to publish with an "
+               "effective_from before today (else 409 retroactive_publish); kept in the audit trail.")
+
+
 class PublishRequest(_Strict):
     revision: str
     effective_from: str | None = Field(default=None, description="First day the revision answers (default today).")
     comment: str = ""
+    retroactive_reason: str | None = Field(default=None, description=_RETROACTIVE, max_length=2000)
 
 
 class RollbackRequest(_Strict):
     to: str = Field(description="The earlier revision to put back in force.")
     effective_from: str | None = None
     comment: str = ""
+    retroactive_reason: str | None = Field(default=None, description=_RETROACTIVE, max_length=2000)

@@ -186,9 +186,24 @@ class RulebookEditor:
 
     # -- publish and roll back ----------------------------------------------------------------
     def publish(self, name: str, revision: str, effective_from: str | None, actor: str, comment: str = "",
-                action: str = "publish") -> dict:
+                action: str = "publish", *, retroactive_reason: str | None = None, may_backdate: bool = False) -> dict:
+        """Put `revision` in force from `effective_from` (default today). A date before today would
+        change what answers already given for those days mean: refused (409
+        retroactive_publish) unless `may_backdate` (an admin) and a `retroactive_reason`, which
+        goes into the audit trail."""
         info = self.revision(name, revision)
         effective_from = self.service.check_date(effective_from, "effective_from")
+        comment = comment or info.comment
+        today = date.today().isoformat()
+        if effective_from < today:
+            reason = (retroactive_reason or "").strip()
+            if not (may_backdate and reason):
+                raise ServiceError("retroactive_publish",
+                                   f"effective_from {effective_from} is before today ({today}): answers already given "
+                                   "for those days would change their meaning. Only an admin may do that, with a "
+                                   "`retroactive_reason`", status=409,
+                                   errors=[{"field": "effective_from", "value": effective_from, "minimum": today}])
+            comment = f"{comment} [retroactive from {effective_from}, by {actor}: {reason}]".strip()
         with self.service.writing(f"publishing {name}"):  # the catalog in force now, as the database says
             latest = self.service.history.latest
             if effective_from < latest.start:
@@ -200,14 +215,16 @@ class RulebookEditor:
             if failed:
                 raise ServiceError("tests_failed", f"{len(failed)} of the rulebook's tests fail; not published",
                                    status=409, errors=[{"name": o.name, "failures": o.failures} for o in failed])
-            rebuilt = self.service.put_in_force([Publication(name, info.text, effective_from, actor,
-                                                             comment or info.comment, action=action)])
+            rebuilt = self.service.put_in_force([Publication(name, info.text, effective_from, actor, comment,
+                                                             action=action)])
         return {"rulebook": name, "revision": revision, "effective_from": effective_from, "subjects_rematerialised": rebuilt,
                 "tests": {"passed": len(outcomes), "failed": 0}}
 
-    def rollback(self, name: str, to: str, effective_from: str | None, actor: str, comment: str = "") -> dict:
+    def rollback(self, name: str, to: str, effective_from: str | None, actor: str, comment: str = "", *,
+                 retroactive_reason: str | None = None, may_backdate: bool = False) -> dict:
         self.revision(name, to)
-        return self.publish(name, to, effective_from, actor, comment or f"rollback to {to}", action="rollback")
+        return self.publish(name, to, effective_from, actor, comment or f"rollback to {to}", action="rollback",
+                            retroactive_reason=retroactive_reason, may_backdate=may_backdate)
 
     def diff(self, name: str, old: str, new: str) -> dict:
         a, b = self.revision(name, old), self.revision(name, new)

@@ -104,7 +104,8 @@ def publish(name: str, body: PublishRequest, service: ServiceDep, principal: Any
     """Put a revision in force from effective_from; refused unless its tests pass."""
     editor = RulebookEditor(service)
     _must_own(editor, name, principal)
-    return editor.publish(name, body.revision, body.effective_from, principal.label, body.comment)
+    return editor.publish(name, body.revision, body.effective_from, principal.label, body.comment,
+                          retroactive_reason=body.retroactive_reason, may_backdate=principal.role == "admin")
 
 
 @router.post("/{name}/rollback")
@@ -112,7 +113,8 @@ def rollback(name: str, body: RollbackRequest, service: ServiceDep, principal: A
     """Put an earlier revision back in force from effective_from."""
     editor = RulebookEditor(service)
     _must_own(editor, name, principal)
-    return editor.rollback(name, body.to, body.effective_from, principal.label, body.comment)
+    return editor.rollback(name, body.to, body.effective_from, principal.label, body.comment,
+                           retroactive_reason=body.retroactive_reason, may_backdate=principal.role == "admin")
 
 
 @router.get("/{name}/revisions")

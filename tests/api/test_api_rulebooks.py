@@ -130,3 +130,31 @@ def test_only_the_owner_may_change_a_rulebook(client, keys, endpoint, allowed):
             assert status < 400 or status == 409, (name, status)  # 409: a second write from the same base
         else:
             assert status == 403, (name, status)
+
+
+def test_a_publish_for_days_already_past_is_refused_unless_an_admin_gives_a_reason(client, keys, seeded):
+    body, etag = head(client, keys)
+    r = client.put("/v1/rulebooks/taxation", json={"text": edited(body["text"]), "comment": "bar bidding too"},
+                   headers={**auth(keys["tax"]), "If-Match": etag})
+    revision = r.json()["revision"]
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    check = {"subject": VIOLATOR, "activity": "public_bidding", "as_of": yesterday}
+    answered = client.post("/v1/eligibility", json=check, headers=auth(keys["system"])).json()
+    assert answered["eligible"] is True
+    publish = {"revision": revision, "effective_from": yesterday}
+    for key, extra in (("tax", {}), ("tax", {"retroactive_reason": "the memorandum applied from then"}),
+                       ("admin", {}), ("admin", {"retroactive_reason": "   "})):
+        refused = client.post("/v1/rulebooks/taxation/publish", json={**publish, **extra}, headers=auth(keys[key]))
+        assert refused.status_code == 409 and refused.json()["code"] == "retroactive_publish", (key, refused.text)
+        assert refused.json()["errors"][0]["minimum"] == date.today().isoformat()
+    assert client.post("/v1/eligibility", json=check, headers=auth(keys["system"])).json()["eligible"] is True
+    reason = "the memorandum applied from then"
+    done = client.post("/v1/rulebooks/taxation/publish", json={**publish, "retroactive_reason": reason},
+                       headers=auth(keys["admin"]))
+    assert done.status_code == 200, done.text
+    assert client.post("/v1/eligibility", json=check, headers=auth(keys["system"])).json()["eligible"] is False
+    latest = client.get("/v1/rulebooks/taxation/changes", headers=auth(keys["auditor"])).json()["changes"][0]
+    assert latest["action"] == "publish" and reason in latest["comment"] and yesterday in latest["comment"]
+    # the answer logged before keeps the revision it was given under
+    logged = client.get(f"/v1/decisions/{answered['decision_id']}", headers=auth(keys["system"])).json()
+    assert logged["revisions"]["taxation"] == body["revision"] != revision
