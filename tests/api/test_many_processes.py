@@ -145,6 +145,33 @@ def test_a_rollback_through_one_process_is_seen_by_the_other(two_servers):
     assert _check(b, keys, org_code(9200), "public_bidding")["eligible"] is True
 
 
+def test_records_pushed_through_one_process_while_the_other_publishes_are_not_lost(two_servers):
+    """Pushes through B all the while A publishes (and a few after): each pushed company ends up
+    with the obligations of the revision in force, none left out of the rebuilt generation."""
+    a, b, keys = two_servers
+    head = _head(a, keys)["revision"]
+    draft = a.put("/v1/rulebooks/taxation", json={"text": bar_bidding(_head(a, keys)["text"]), "comment": "test"},
+                  headers={**auth(keys["tax"]), "If-Match": f'"{head}"'}).json()["revision"]
+    published, pushed = threading.Event(), []
+
+    def push_meanwhile():
+        while not published.is_set() or len(pushed) < 3:
+            code = org_code(9300 + len(pushed))
+            _push_listed(b, keys, code)
+            pushed.append(code)
+
+    with ThreadPoolExecutor(1) as pool:
+        pushing = pool.submit(push_meanwhile)
+        r = a.post("/v1/rulebooks/taxation/publish", json={"revision": draft, "effective_from": TODAY},
+                   headers=auth(keys["tax"]))
+        published.set()
+        pushing.result()
+    assert r.status_code == 200, r.text
+    for code in pushed:
+        answer = _check(a, keys, code, "public_bidding")
+        assert answer["known"] is True and answer["eligible"] is False, answer
+
+
 def _obligations(service) -> list[tuple]:
     """The obligations answering checks, as comparable rows (ids and generation aside)."""
     with service.engine.connect() as c:
