@@ -71,10 +71,12 @@ class Materialiser:
         in the switch's transaction, what must become visible with it (the publications).
         """
         current, new = self.repository.allocate_generation()
+        replaced_through = self.repository.last_obligation_id()  # every row of the old generations
         total = 0
         for batch in self.repository.codes_with_records(self.BATCH):
             total += self._refresh_batch(batch, new, {"kind": "rebuild", "generation": new})
             if progress:
                 progress(len(batch))
-        self.repository.switch_generation(new, expected=current, with_switch=with_switch)
+        self.repository.switch_generation(new, expected=current, with_switch=with_switch,
+                                          through_id=replaced_through)
         return total, new
