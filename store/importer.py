@@ -9,7 +9,6 @@ import leaves behind.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -19,7 +18,7 @@ from engine.errors import BundleError
 from engine.sheets import SheetRowError, read_sheet
 
 from .db import deferred_indexes, import_pragmas
-from .pool import InlinePool, RulePool
+from .pool import InlinePool, RulePool, cpus
 from .service import Service
 
 __all__ = ["ImportReport", "import_files", "iter_file"]
@@ -126,14 +125,6 @@ class _Pipeline:
             self.pool.close(cancel=failed)
 
 
-def _cpus() -> int:
-    """CPUs this process may run on (as taskset or a cpuset limits them)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def import_files(service: Service, paths: Iterable[str | Path], progress: Callable[[int], None] | None = None,
                  batch_size: int = BATCH, workers: int | None = None,
                  stage: Callable[[str], None] | None = None) -> ImportReport:
@@ -144,7 +135,7 @@ def import_files(service: Service, paths: Iterable[str | Path], progress: Callab
     failed = True
     announce = (lambda: stage("building the indexes")) if stage else None
     with service.writing("importing"):  # the pipeline materialises under the catalog in force now
-        pipeline = _Pipeline(service, report, progress, _cpus() if workers is None else workers)
+        pipeline = _Pipeline(service, report, progress, cpus() if workers is None else workers)
         initial = not service.repository.has_obligations()
         # import_pragmas ends before the deferred indexes are built: with its 1 GB page cache SQLite
         # sorts an index's keys in one huge run (20.7 s for a million subjects' obligations, 8.6 s

@@ -10,6 +10,7 @@ from engine.bundle import Bundle
 from engine.timeline import ObligationInterval
 
 from .history import CatalogHistory
+from .pool import InlinePool, Pool
 from .repository import Repository
 from .rows import Materialised, intervals, materialise
 
@@ -59,7 +60,7 @@ class Materialiser:
         return len(bundles)
 
     def rebuild(self, progress: Callable[[int], None] | None = None,
-                with_switch: Callable[[Connection], None] | None = None) -> tuple[int, int]:
+                with_switch: Callable[[Connection], None] | None = None, pool: "Pool | None" = None) -> tuple[int, int]:
         """Re-materialise every subject into a new generation, then switch to it at once;
         (subjects done, the generation now answering checks).
 
@@ -69,14 +70,32 @@ class Materialiser:
         generation number is handed out by the database all the same, and the switch refuses
         to replace any generation but the one the rebuild started from. `with_switch` writes,
         in the switch's transaction, what must become visible with it (the publications).
+
+        `pool` runs the rules (store/pool.py, store/dask_pool.py; default: in this process):
+        this process reads batch k+1 and writes batch k-1 while the pool evaluates batch k, so
+        a server that publishes spends its own CPU on the database work only.
         """
+        pool = pool or InlinePool(self.history)
         current, new = self.repository.allocate_generation()
         replaced_through = self.repository.last_obligation_id()  # every row of the old generations
-        total = 0
+        cause = {"kind": "rebuild", "generation": new}
+        total, pending = 0, None
         for batch in self.repository.codes_with_records(self.BATCH):
-            total += self._refresh_batch(batch, new, {"kind": "rebuild", "generation": new})
-            if progress:
-                progress(len(batch))
+            rows = self.repository.load_rows(batch)
+            computing = (batch, pool.submit(list(rows.values())))
+            if pending is not None:
+                total += self._write(*pending, new, cause, progress)
+            pending = computing
+        if pending is not None:
+            total += self._write(*pending, new, cause, progress)
         self.repository.switch_generation(new, expected=current, with_switch=with_switch,
                                           through_id=replaced_through)
         return total, new
+
+    def _write(self, codes: list[str], future, generation: int, cause: dict,
+               progress: Callable[[int], None] | None) -> int:
+        computed = future.result()
+        self.repository.replace_obligations(codes, computed, generation, cause)
+        if progress:
+            progress(len(codes))
+        return len(computed)

@@ -1,4 +1,4 @@
-"""Materialising in worker processes, for large imports.
+"""Materialising in worker processes, for large imports and rebuilds.
 
 Running the rules over a subject's history (store/rows.py) is most of an import's CPU and needs
 no database, while parsing and database I/O need no rules: with the rules in worker processes
@@ -19,20 +19,44 @@ import os
 import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Protocol
 
 from .history import CatalogHistory, Era
 from .repository import BundleRows, bundle_of
 from .rows import Materialised, materialise
 
-__all__ = ["RulePool", "InlinePool"]
+__all__ = ["Pool", "RulePool", "InlinePool", "EraTexts", "cpus", "era_texts", "compile_history"]
+
+# What a worker needs to compile a catalog history: each era's (start, end, rulebook texts).
+EraTexts = list[tuple[str, str | None, dict[str, str]]]
 
 _history: CatalogHistory | None = None  # the worker's own, built by _start
 
 
-def _start(eras: list[tuple[str, str | None, dict[str, str]]]) -> None:
-    global _history
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
+class Pool(Protocol):
+    """Where the rules run: `submit(rows)` returns a future of their Materialised rows, in order."""
+
+    workers: int
+
+    def submit(self, rows: list[BundleRows]) -> Future: ...
+
+    def close(self, *, cancel: bool = False) -> None: ...
+
+
+def cpus() -> int:
+    """CPUs this process may run on (as taskset or a cpuset limits them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def era_texts(history: CatalogHistory) -> EraTexts:
+    return [(era.start, era.end, era.texts) for era in history.eras]
+
+
+def compile_history(eras: EraTexts) -> CatalogHistory:
+    """The history `eras` describes, compiled in this process (a worker's)."""
     from catalog.vocabulary import load_vocabulary
     from engine.compiler import compile_texts
     from engine.evaluator import Evaluator
@@ -42,7 +66,14 @@ def _start(eras: list[tuple[str, str | None, dict[str, str]]]) -> None:
     for start, end, texts in eras:
         catalog = compile_texts(texts, vocab)
         built.append(Era(start, end, texts, catalog, Evaluator(catalog)))
-    _history = CatalogHistory(built)
+    return CatalogHistory(built)
+
+
+def _start(eras: EraTexts) -> None:
+    global _history
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
+    _history = compile_history(eras)
 
 
 def _work(rows: list[BundleRows]) -> list[Materialised]:
@@ -75,7 +106,7 @@ class RulePool:
 
     def __init__(self, history: CatalogHistory, workers: int):
         self.workers = workers
-        args = ([(era.start, era.end, era.texts) for era in history.eras],)
+        args = (era_texts(history),)
         self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start, initargs=args)
         for _ in range(workers):  # start compiling now, while the parent gets on with the first batch

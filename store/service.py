@@ -34,6 +34,7 @@ from .decisions import DecisionLog
 from .loop_access import loop_access
 from .keys import KeyStore, Principal
 from .materialise import Materialiser
+from .pool import InlinePool, Pool, RulePool, cpus
 from .history import BEGINNING, CatalogHistory
 from .repository import CheckRead, Repository, now_iso
 from .rulebook_store import RulebookStore
@@ -46,6 +47,7 @@ __all__ = ["Service", "ServiceError", "KeyedCheck", "Publication"]
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "bundles.jsonl"
 _GENERATIONS_KEPT = 2  # catalogs kept: a check read just before a switch still reports its own revisions
 _BATCH_TRIES = 3
+REBUILD_POOL_MIN = 20_000  # subjects from which a rebuild runs its rules in worker processes
 
 
 class ServiceError(JointCreditError):
@@ -201,10 +203,29 @@ class Service:
                                                       p.comment, action=p.action, source=p.source,
                                                       stamp=p.published_at)
 
-        rebuilt, generation = Materialiser(self.repository, history).rebuild(with_switch=write_publications)
+        pool = self._rebuild_pool(history)
+        try:
+            rebuilt, generation = Materialiser(self.repository, history).rebuild(with_switch=write_publications,
+                                                                                 pool=pool)
+        finally:
+            pool.close(cancel=True)
         with self._reload_lock:
             self._install(generation, history)
         return rebuilt
+
+    def _rebuild_pool(self, history: CatalogHistory) -> Pool:
+        """Where a rebuild's rules run: on the Dask cluster JOINTCREDIT_DASK_SCHEDULER names; in
+        worker processes of this machine (JOINTCREDIT_REBUILD_WORKERS), by default once the
+        store is large enough to repay their start (~1 s); else in this process. Outside this
+        process, a publishing server's checks do not compete with the rules for its CPU."""
+        if self.settings.dask_scheduler:
+            from .dask_pool import DaskPool  # distributed is imported only when asked for
+
+            return DaskPool(history, self.settings.dask_scheduler)
+        workers = self.settings.rebuild_workers
+        if workers is None:
+            workers = cpus() if self.repository.count_subjects() >= REBUILD_POOL_MIN else 0
+        return RulePool(history, workers) if workers > 0 else InlinePool(history)
 
     def refresh_if_stale(self) -> None:
         """Load the catalog of the generation answering checks, if this process has not yet

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     # import, a publish) waits for another process's publish or import to finish before it is
     # refused with 503 store_unavailable and Retry-After (store/cluster_lock.py).
     write_wait: float = 300.0
+    # Worker processes that run the rules of a publish's rebuild of every subject (None: one per
+    # CPU once the store holds REBUILD_POOL_MIN subjects, else none; 0: in the server process).
+    rebuild_workers: int | None = None
+    # A Dask scheduler (tcp://host:8786) to run rebuilds on instead, or "local" for a LocalCluster
+    # on this machine (store/dask_pool.py).
+    dask_scheduler: str | None = None
 
 
 @lru_cache(maxsize=1)
