@@ -215,9 +215,10 @@ class RulebookEditor:
             if failed:
                 raise ServiceError("tests_failed", f"{len(failed)} of the rulebook's tests fail; not published",
                                    status=409, errors=[{"name": o.name, "failures": o.failures} for o in failed])
-            rebuilt = self.service.put_in_force([Publication(name, info.text, effective_from, actor, comment,
+            rebuild = self.service.put_in_force([Publication(name, info.text, effective_from, actor, comment,
                                                              action=action)])
-        return {"rulebook": name, "revision": revision, "effective_from": effective_from, "subjects_rematerialised": rebuilt,
+        return {"rulebook": name, "revision": revision, "effective_from": effective_from,
+                "subjects_rematerialised": rebuild["done"], "rebuild": rebuild["id"],
                 "tests": {"passed": len(outcomes), "failed": 0}}
 
     def rollback(self, name: str, to: str, effective_from: str | None, actor: str, comment: str = "", *,

@@ -60,7 +60,8 @@ class Materialiser:
         return len(bundles)
 
     def rebuild(self, progress: Callable[[int], None] | None = None,
-                with_switch: Callable[[Connection], None] | None = None, pool: "Pool | None" = None) -> tuple[int, int]:
+                with_switch: Callable[[Connection, int], None] | None = None,
+                pool: "Pool | None" = None) -> tuple[int, int]:
         """Re-materialise every subject into a new generation, then switch to it at once;
         (subjects done, the generation now answering checks).
 
@@ -69,7 +70,8 @@ class Materialiser:
         push, import or other rebuild, in any process, writes obligations meanwhile; the
         generation number is handed out by the database all the same, and the switch refuses
         to replace any generation but the one the rebuild started from. `with_switch` writes,
-        in the switch's transaction, what must become visible with it (the publications).
+        in the switch's transaction (with the new generation's number), what must become visible
+        with it (the publications, the rebuild's log entry).
 
         `pool` runs the rules (store/pool.py, store/dask_pool.py; default: in this process):
         this process reads batch k+1 and writes batch k-1 while the pool evaluates batch k, so
@@ -88,8 +90,8 @@ class Materialiser:
             pending = computing
         if pending is not None:
             total += self._write(*pending, new, cause, progress)
-        self.repository.switch_generation(new, expected=current, with_switch=with_switch,
-                                          through_id=replaced_through)
+        switched = (lambda connection: with_switch(connection, new)) if with_switch else None
+        self.repository.switch_generation(new, expected=current, with_switch=switched, through_id=replaced_through)
         return total, new
 
     def _write(self, codes: list[str], future, generation: int, cause: dict,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "RulebookHead", "RulebookChange",
+__all__ = ["Base", "Subject", "RecordRow", "ObligationRow", "RulebookRevision", "RulebookHead", "Rebuild", "RulebookChange",
            "Decision", "ApiKey", "ChainHead", "CatalogState", "Objection", "RepairApplication", "LifecycleEvent", "ObligationFeedback",
            "ObligationChange"]
 
@@ -94,6 +94,27 @@ class CatalogState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
     allocated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # highest number handed out
+
+
+class Rebuild(Base):
+    """One re-materialisation of every subject (a publish, a rollback, rulebooks loaded from
+    disk) with its progress, written by the process doing it so that any process can show it.
+    A rebuild that died (its process killed) is marked `abandoned` by the next start: the
+    generation it was building never answered a check."""
+
+    __tablename__ = "rebuilds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # publish | rollback | load
+    rulebooks: Mapped[str] = mapped_column(Text)  # name@revision from effective_from, comma-separated
+    actor: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16))  # running | done | failed | abandoned
+    total: Mapped[int] = mapped_column(Integer)  # subjects to re-materialise
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int | None] = mapped_column(Integer)  # in force once done
+    started_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
 
 
 class RulebookHead(Base):

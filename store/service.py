@@ -22,6 +22,7 @@ from engine.dates import date_problem
 from engine.eligibility import consortium_answer, eligibility_answer
 from engine.errors import JointCreditError
 from catalog.vocabulary import load_vocabulary
+from engine.loader import revision_of
 from engine.resources import default_rulebook_dir
 
 from .catalog_watch import CatalogWatcher
@@ -37,6 +38,7 @@ from .materialise import Materialiser
 from .pool import InlinePool, Pool, RulePool, cpus
 from .history import BEGINNING, CatalogHistory
 from .repository import CheckRead, Repository, now_iso
+from .rebuilds import RebuildLog
 from .rulebook_store import RulebookStore
 from .settings import Settings
 
@@ -137,6 +139,11 @@ class Service:
             self.decision_writer = DecisionWriter(lambda items: self.loop_access.append_decisions(self.decisions, items))
             self.keys = KeyStore(self.engine)
             self.rulebook_store = RulebookStore(self.engine)
+            self.rebuilds = RebuildLog(self.engine)
+            abandoned = self.rebuilds.abandon_running()  # under the lock: none can be running
+            if abandoned:
+                log.warning("%d rebuild(s) were stopped half-way (their process died); the generation before "
+                            "each stayed in force", abandoned)
             self.refresh_if_stale()
             self.sync_rulebooks_from_disk()
 
@@ -185,33 +192,46 @@ class Service:
                 self.put_in_force(new)
         return bool(new)
 
-    def put_in_force(self, new: list["Publication"]) -> int:
+    def put_in_force(self, new: list["Publication"]) -> dict:
         """Put publications in force: every subject re-materialised under the catalog with
         them into a new generation, which is switched to in the same transaction that writes
         the publications. The caller holds the cluster lock and has checked them (tests,
-        dates). Returns how many subjects were re-materialised."""
+        dates). The rebuild's progress goes to the rebuilds' log (store/rebuilds.py); returns
+        its entry once done."""
         if not self.cluster_lock.held:
             raise RuntimeError("put_in_force needs the cluster lock (Service.writing)")
         publications = sorted([*self.rulebook_store.publications(), *new],
                               key=lambda p: (p.effective_from or "", p.published_at or ""))
         with self._reload_lock:
             history = CatalogHistory.build(publications, load_vocabulary(), self._era_cache)
+        rebuild = self.rebuilds.start(new[0].action, ", ".join(f"{p.name}@{revision_of(p.text)} from {p.effective_from}"
+                                                               for p in new),
+                                      new[0].actor, self.repository.count_subjects())
+        done = 0
 
-        def write_publications(connection) -> None:
+        def progress(subjects: int) -> None:
+            nonlocal done
+            done += subjects
+            self.rebuilds.progress(rebuild, done)
+
+        def switching(connection, generation: int) -> None:
             for p in new:
                 self.rulebook_store.write_publication(connection, p.name, p.text, p.effective_from, p.actor,
                                                       p.comment, action=p.action, source=p.source,
                                                       stamp=p.published_at)
+            self.rebuilds.finish(connection, rebuild, generation)
 
         pool = self._rebuild_pool(history)
         try:
-            rebuilt, generation = Materialiser(self.repository, history).rebuild(with_switch=write_publications,
-                                                                                 pool=pool)
+            _, generation = Materialiser(self.repository, history).rebuild(progress, switching, pool)
+        except BaseException as exc:
+            self.rebuilds.fail(rebuild, f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             pool.close(cancel=True)
         with self._reload_lock:
             self._install(generation, history)
-        return rebuilt
+        return self.rebuilds.get(rebuild)
 
     def _rebuild_pool(self, history: CatalogHistory) -> Pool:
         """Where a rebuild's rules run: on the Dask cluster JOINTCREDIT_DASK_SCHEDULER names; in
