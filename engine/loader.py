@@ -156,7 +156,7 @@ def _build(located: Located, text: str, filename: str) -> Rulebook:
             effects=tuple(Effect(e["activity"], e["effect"]) for e in m.get("effects", ())),
             lasts=m.get("lasts", "while_listed"),
             derives=Derivation(**derives) if derives else None,
-            rulebook=name))
+            rulebook=name, shared=bool(m.get("shared", False))))
     rules = []
     for r in data.get("rules", []):
         conditions = []

@@ -1,5 +1,6 @@
-"""A hostile rulebook over HTTP (issue 15): the 518-byte alias bomb that took the server to 4 GB,
-and each bound on rulebook text, answered 422 quickly with the line and column."""
+"""Hostile and careless rulebooks over HTTP (issue 15): the 518-byte alias bomb that took the
+server to 4 GB and each bound on rulebook text, answered 422 quickly with the line and column;
+a department's draft applying another department's measure, refused."""
 from __future__ import annotations
 
 import time
@@ -34,3 +35,14 @@ def test_an_existing_rulebook_edited_into_a_bomb_is_422(client, keys):
     r = client.put("/v1/rulebooks/taxation", json={"text": text, "comment": "bomb"},
                    headers={**auth(keys["tax"]), "If-Match": r.headers["ETag"]})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "yaml_alias"
+
+
+def test_a_taxation_draft_applying_the_courts_bidding_restriction_is_422(client, keys):
+    r = client.get("/v1/rulebooks/taxation", headers=auth(keys["tax"]))
+    text = r.json()["text"].replace("    apply:\n", "    apply:\n      - courts.bidding_restricted\n", 1)
+    r = client.put("/v1/rulebooks/taxation", json={"text": text, "comment": "bar bidding"},
+                   headers={**auth(keys["tax"]), "If-Match": r.headers["ETag"]})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["code"] == "foreign_measure" and "owned by court" in error["message"]
+    assert text.splitlines()[error["line"] - 1].strip() == "- courts.bidding_restricted"
