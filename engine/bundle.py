@@ -202,6 +202,7 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
                     f"{path}.status", status)
     dates = {name: _date(raw.get(name), where, f"{path}.{name}", raw) for name in _DATE_FIELDS}
     start = dates["listed_on"] or dates["decided_on"]
+    _check_order(dates, start, where, path)
     record = Record(id=rid, kind=kind, status=status, start=start, department=texts["department"],
                     document=texts["document"], expires_on=dates["expires_on"], status_on=dates["status_on"],
                     category=texts["category"])
@@ -239,6 +240,22 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
         record.other = raw.get("other")
         _check_code(record.other, where, f"{path}.other")
     return record
+
+
+# A record cannot end, nor change status, before it starts: such a record was typed wrong, and
+# stored as it is its state on any date would be nonsense (expired before it was listed).
+_AFTER_START = {"expires_on": "expires_before_start", "status_on": "status_before_start"}
+
+
+def _check_order(dates: dict, start: str | None, where: str, path: str) -> None:
+    """ISO days compare as text: `expires_on` and `status_on` may not come before the start."""
+    if start is None:
+        return
+    begins = "listed_on" if dates["listed_on"] else "decided_on"
+    for name, code in _AFTER_START.items():
+        if dates[name] is not None and dates[name] < start:
+            raise _fail(f"`{name}` {dates[name]} is before the record's start (`{begins}` {start})", code, where,
+                        f"{path}.{name}", dates[name])
 
 
 def _dym(value, known) -> str:
