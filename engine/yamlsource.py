@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Located", "load_located", "YamlProblem", "size_problem", "MAX_TEXT_BYTES", "MAX_DEPTH",
+__all__ = ["Located", "load_located", "YamlProblem", "size_problem", "load_data", "MAX_TEXT_BYTES", "MAX_DEPTH",
            "MAX_NODES"]
 
 Path = tuple[Any, ...]
@@ -99,21 +99,21 @@ class _BoundedLoader(yaml.SafeLoader):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise _Refused(event.start_mark, "yaml_alias",
-                           f"alias *{event.anchor}: anchors and aliases are not allowed in a rulebook; "
+                           f"alias *{event.anchor}: anchors and aliases are not allowed here; "
                            "write the value out")
         if event.anchor is not None:
             raise _Refused(event.start_mark, "yaml_alias",
-                           f"anchor &{event.anchor}: anchors and aliases are not allowed in a rulebook; "
+                           f"anchor &{event.anchor}: anchors and aliases are not allowed here; "
                            "write the value out")
         self._nodes += 1
         if self._nodes > MAX_NODES:
             raise _Refused(event.start_mark, "yaml_too_many_nodes",
-                           f"more than {MAX_NODES:,} values: a rulebook this large is refused")
+                           f"more than {MAX_NODES:,} values: a text this large is refused")
         if not isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             return super().compose_node(parent, index)
         if self._depth >= MAX_DEPTH:
             raise _Refused(event.start_mark, "yaml_too_deep",
-                           f"nested more than {MAX_DEPTH} levels deep: a rulebook this deep is refused")
+                           f"nested more than {MAX_DEPTH} levels deep: a text this deep is refused")
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -121,12 +121,35 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def load_data(text: str) -> tuple[Any, YamlProblem | None]:
+    """Plain data from YAML text (PyYAML's safe types) within the same bounds, or the first problem."""
+    too_large = _too_large(text)
+    if too_large:
+        return None, too_large
+    try:
+        return yaml.load(text, Loader=_BoundedLoader), None
+    except _Refused as exc:
+        return None, exc.problem
+    except yaml.YAMLError as exc:
+        return None, _syntax_problem(exc)
+
+
+def _too_large(text: str) -> YamlProblem | None:
+    # a character is at least one byte: the encoding is paid only for a text that may fit
+    return size_problem(len(text)) or size_problem(len(text.encode("utf-8", "surrogatepass")))
+
+
+def _syntax_problem(exc: yaml.YAMLError) -> YamlProblem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return YamlProblem(line, col, "yaml_syntax", f"{getattr(exc, 'problem', None) or exc}")
+
+
 def load_located(text: str) -> Located:
     """Parse YAML text. A syntax error or a bound passed becomes a problem with its position,
     not an exception."""
     located = Located(data=None)
-    # a character is at least one byte: the encoding is paid only for a text that may fit
-    too_large = size_problem(len(text)) or size_problem(len(text.encode("utf-8", "surrogatepass")))
+    too_large = _too_large(text)
     if too_large:
         located.problems.append(too_large)
         return located
@@ -135,13 +158,8 @@ def load_located(text: str) -> Located:
     except _Refused as exc:
         located.problems.append(exc.problem)
         return located
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        located.problems.append(YamlProblem(line, col, "yaml_syntax", f"{exc.problem or exc}"))
-        return located
-    except yaml.YAMLError as exc:  # pragma: no cover - non-marked errors are rare
-        located.problems.append(YamlProblem(1, 1, "yaml_syntax", str(exc)))
+    except yaml.YAMLError as exc:
+        located.problems.append(_syntax_problem(exc))
         return located
     if root is None:
         located.data = None
@@ -155,7 +173,7 @@ def size_problem(size: int) -> YamlProblem | None:
     if size <= MAX_TEXT_BYTES:
         return None
     return YamlProblem(1, 1, "yaml_too_large",
-                       f"the text is {size:,} bytes long; a rulebook may hold at most {MAX_TEXT_BYTES:,}")
+                       f"the text is {size:,} bytes long; at most {MAX_TEXT_BYTES:,} are read")
 
 
 def _build(node: yaml.Node, path: Path, located: Located) -> Any:

@@ -10,7 +10,10 @@ ways, because pickling the Bundle dataclasses cost the parent ~65 µs a subject.
 
 Workers are spawned, not forked: the parent holds database connections, a durable-rules Host
 and threads, none of which survive a fork reliably. Workers ignore SIGINT so that Ctrl-C
-reaches only the parent, which then shuts the pool down.
+reaches only the parent, which then shuts the pool down. A parent killed outright (kill -9,
+the OOM killer) shuts nothing down, and its workers, and the resource tracker they keep
+open, used to live on for ever: each worker asks the kernel for SIGKILL when its parent dies
+(PR_SET_PDEATHSIG), or, where there is no such call, watches its parent's pid.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from .history import CatalogHistory, Era
@@ -27,10 +31,33 @@ from .rows import Materialised, materialise
 __all__ = ["RulePool", "InlinePool"]
 
 _history: CatalogHistory | None = None  # the worker's own, built by _start
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _start(eras: list[tuple[str, str | None, dict[str, str]]]) -> None:
+def _die_with(parent: int) -> None:
+    """End this process when `parent` ends (checked after asking, in case it already has)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        asked = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        asked = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not asked:
+        threading.Thread(target=_watch, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _start(parent: int, eras: list[tuple[str, str | None, dict[str, str]]]) -> None:
     global _history
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
     from catalog.vocabulary import load_vocabulary
@@ -75,7 +102,7 @@ class RulePool:
 
     def __init__(self, history: CatalogHistory, workers: int):
         self.workers = workers
-        args = ([(era.start, era.end, era.texts) for era in history.eras],)
+        args = (os.getpid(), [(era.start, era.end, era.texts) for era in history.eras])
         self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start, initargs=args)
         for _ in range(workers):  # start compiling now, while the parent gets on with the first batch
