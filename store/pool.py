@@ -35,7 +35,9 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _die_with(parent: int) -> None:
-    """End this process when `parent` ends (checked after asking, in case it already has)."""
+    """End this process when `parent` ends (checked after asking, in case it already has). The
+    kernel's signal comes when the *thread* that spawned the worker ends: ProcessPoolExecutor
+    spawns in submit(), which RulePool calls on the importing thread, alive until the import is."""
     try:
         import ctypes
 
