@@ -128,11 +128,11 @@ def _check_package(path: Path) -> None:
     """The zip's members as its central directory declares them, before anything is unpacked
     (zipfile never delivers more than a member's declared size)."""
     try:
+        _check_member_count(path)
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-            if len(members) > MAX_MEMBERS:
-                raise _refuse(path, "xlsx_too_large", f"{len(members):,} members in the workbook's zip; "
-                                                      f"at most {MAX_MEMBERS:,} are read")
+            if len(members) > MAX_MEMBERS:  # the end record understated them
+                raise _too_many_members(path, len(members))
             unpacked = sum(m.file_size for m in members)
             if unpacked > MAX_UNPACKED_BYTES:
                 raise _refuse(path, "xlsx_too_large", f"the workbook unpacks to {unpacked:,} bytes; "
@@ -144,6 +144,25 @@ def _check_package(path: Path) -> None:
                               f"at most {MAX_SHARED_STRINGS_BYTES:,} are read")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise _refuse(path, "unreadable_file", f"not a readable XLSX workbook: {exc}") from None
+
+
+def _check_member_count(path: Path) -> None:
+    """The member count from the zip's end record, before zipfile reads the central directory
+    into one object per member (a few hundred bytes each: a zip of a million empty members
+    would cost gigabytes). zipfile's own reader of that record, private but there since 2.x."""
+    read_end = getattr(zipfile, "_EndRecData", None)
+    if read_end is None:
+        return
+    with path.open("rb") as handle:
+        end = read_end(handle)
+    count = end[zipfile._ECD_ENTRIES_TOTAL] if end is not None else 0
+    if count > MAX_MEMBERS:
+        raise _too_many_members(path, count)
+
+
+def _too_many_members(path: Path, count: int) -> SourceError:
+    return _refuse(path, "xlsx_too_many_members", f"{count:,} members in the workbook's zip; "
+                                                  f"at most {MAX_MEMBERS:,} are read")
 
 
 def _shared_strings(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:

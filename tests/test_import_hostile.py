@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from openpyxl import Workbook
 
-from engine.sheetfiles import MAX_COLUMNS, MAX_ROWS, MAX_SHARED_STRINGS_BYTES, MAX_UNPACKED_BYTES
+from engine.sheetfiles import MAX_COLUMNS, MAX_MEMBERS, MAX_ROWS, MAX_SHARED_STRINGS_BYTES, MAX_UNPACKED_BYTES
 from engine.sheets import COLUMNS
 
 from conftest import bundle, entry, org_code
@@ -138,6 +138,11 @@ def _unpacked_bomb(tmp_path):
     return rebuild(path, extra={"xl/media/padding.bin": chunks(b"\0", MAX_UNPACKED_BYTES)})
 
 
+def _many_members(tmp_path):
+    path = workbook(tmp_path / "members.xlsx", [listed(929)])
+    return rebuild(path, extra={f"xl/media/m{i}.bin": [] for i in range(MAX_MEMBERS)})
+
+
 def _million_columns(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text(HEADER + "," + ",".join(f"c{i}" for i in range(1_000_000)) + "\n" + csv_line(listed(926)) + "\n",
@@ -164,6 +169,7 @@ def _too_many_xlsx_rows(tmp_path):
     pytest.param(_latin1, "invalid_encoding", id="not-utf8-csv"),
     pytest.param(_strings_bomb, "shared_strings_too_large", id="shared-strings-bomb"),
     pytest.param(_unpacked_bomb, "xlsx_too_large", id="unpacked-bomb"),
+    pytest.param(_many_members, "xlsx_too_many_members", id="zip-members"),
     pytest.param(_million_columns, "too_many_columns", id="million-columns"),
     pytest.param(_too_many_rows, "too_many_rows", id="csv-rows"),
     pytest.param(_too_many_xlsx_rows, "too_many_rows", id="xlsx-rows"),
