@@ -15,14 +15,13 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator
 
-import yaml
-
 from catalog.vocabulary import Vocabulary, load_vocabulary, suggest
 
 from . import jsontext
 from .codes import code_kind
 from .dates import date_problem
 from .errors import BundleError
+from .yamlsource import load_data
 
 __all__ = ["Subject", "Record", "Bundle", "parse_bundle", "read_bundles", "SUBJECT_KINDS"]
 
@@ -202,6 +201,7 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
                     f"{path}.status", status)
     dates = {name: _date(raw.get(name), where, f"{path}.{name}", raw) for name in _DATE_FIELDS}
     start = dates["listed_on"] or dates["decided_on"]
+    _check_order(dates, start, where, path)
     record = Record(id=rid, kind=kind, status=status, start=start, department=texts["department"],
                     document=texts["document"], expires_on=dates["expires_on"], status_on=dates["status_on"],
                     category=texts["category"])
@@ -241,6 +241,22 @@ def _parse_record(raw, path: str, where: str, vocab: Vocabulary) -> Record:
     return record
 
 
+# A record cannot end, nor change status, before it starts: such a record was typed wrong, and
+# stored as it is its state on any date would be nonsense (expired before it was listed).
+_AFTER_START = {"expires_on": "expires_before_start", "status_on": "status_before_start"}
+
+
+def _check_order(dates: dict, start: str | None, where: str, path: str) -> None:
+    """ISO days compare as text: `expires_on` and `status_on` may not come before the start."""
+    if start is None:
+        return
+    begins = "listed_on" if dates["listed_on"] else "decided_on"
+    for name, code in _AFTER_START.items():
+        if dates[name] is not None and dates[name] < start:
+            raise _fail(f"`{name}` {dates[name]} is before the record's start (`{begins}` {start})", code, where,
+                        f"{path}.{name}", dates[name])
+
+
 def _dym(value, known) -> str:
     hint = suggest(value, known)
     return f" (did you mean {hint!r}?)" if hint else ""
@@ -249,39 +265,68 @@ def _dym(value, known) -> str:
 def read_bundles(path: str | Path, *, vocab: Vocabulary | None = None) -> Iterator[Bundle | BundleError]:
     """Bundles from a .json, .yaml/.yml or .jsonl file ('-' for JSONL on standard input).
 
-    Yields a BundleError in place of each bad bundle, so callers report it and go on.
+    Yields a BundleError in place of each bad bundle, so callers report it and go on; a JSON or
+    YAML file that cannot be read (not UTF-8, not JSON, an alias bomb) is one BundleError.
     """
     import sys
 
     vocab = vocab or load_vocabulary()
     path = str(path)
     if path == "-" or path.endswith(".jsonl") or path.endswith(".ndjson"):
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")
         with handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                source = f"line {number}"
-                try:
-                    obj = jsontext.loads(line)  # orjson: parsing is much of a big import's reading
-                except json.JSONDecodeError as exc:
-                    yield BundleError(f"not valid JSON: {exc.msg} at column {exc.colno}", code="invalid_json",
-                                      bundle=source)
-                    continue
-                try:
-                    yield parse_bundle(obj, vocab=vocab, source=source)
-                except BundleError as exc:
-                    yield exc
+            for number, raw in enumerate(handle, start=1):
+                item = _jsonl_line(raw, number, vocab)
+                if item is not None:
+                    yield item
         return
-    text = Path(path).read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        yield BundleError(f"cannot parse {path}: {exc}", code="invalid_json", bundle=path)
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield BundleError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}", code="invalid_encoding",
+                          bundle=path)
         return
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            yield BundleError(f"cannot parse {path}: {_json_problem(exc)}", code="invalid_json", bundle=path)
+            return
+    else:
+        data, problem = load_data(text)  # with a rulebook's bounds: no aliases, bounded size and depth
+        if problem is not None:
+            yield BundleError(f"cannot parse {path}: line {problem.line}, column {problem.column}: {problem.message}",
+                              code=problem.code, bundle=path)
+            return
     items = data if isinstance(data, list) else [data]
     for i, obj in enumerate(items):
         try:
             yield parse_bundle(obj, vocab=vocab, source=f"{Path(path).name}#{i + 1}" if len(items) > 1 else None)
         except BundleError as exc:
             yield exc
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
+def _jsonl_line(raw: bytes, number: int, vocab: Vocabulary) -> Bundle | BundleError | None:
+    """The bundle on one line of a JSONL file, its error, or None for a blank line."""
+    source = f"line {number}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BundleError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", code="invalid_encoding",
+                           bundle=source)
+    if not line.strip():
+        return None
+    try:
+        obj = jsontext.loads(line)  # orjson: parsing is much of a big import's reading
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return BundleError(f"not valid JSON: {_json_problem(exc)}", code="invalid_json", bundle=source)
+    try:
+        return parse_bundle(obj, vocab=vocab, source=source)
+    except BundleError as exc:
+        return exc

@@ -354,7 +354,9 @@ def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL
                 err.print(f"{what} ...")
 
         report = import_files(service, files, progress=advance, batch_size=batch, workers=workers, stage=stage)
-    for line in report.errors:
+    from .errors import summarise
+
+    for line in summarise(report.errors):  # the first 20 of each code, then how many more
         err.print(line, markup=False, highlight=False, style="red")
     out.print(f"imported {report.subjects:,} subjects, {report.records:,} records from {report.files} file(s); "
               f"{report.refreshed:,} subjects re-evaluated; {len(report.errors)} error(s) "

@@ -5,6 +5,7 @@ a location.
     ├── RulebookErrors               one or more rulebook diagnostics (lint, schema, YAML)
     ├── CatalogError                 the shared vocabulary (catalog/data) is itself broken
     ├── BundleError                  a subject bundle is malformed: names bundle, field, value
+    ├── SourceError                  a row of an import file is bad, or the whole file cannot be read
     └── EvaluationError              the matching core failed while evaluating
 
 Rulebook problems are collected as `Diagnostic`s and reported all at once, sorted by file,
@@ -12,8 +13,9 @@ line and column, in the `file:line:col: code: message` shape that editors and CI
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 __all__ = [
     "Diagnostic",
@@ -21,7 +23,9 @@ __all__ = [
     "RulebookErrors",
     "CatalogError",
     "BundleError",
+    "SourceError",
     "EvaluationError",
+    "summarise",
 ]
 
 
@@ -118,6 +122,44 @@ class BundleError(JointCreditError):
         return {"code": self.code, "message": self.message,
                 "errors": [{"bundle": self.bundle, "line": self.line, "field": self.field,
                             "value": self.value}]}
+
+
+class SourceError(JointCreditError):
+    """A row of an import file (CSV, XLSX) is bad, or, with `row` None, the file cannot be read
+    at all or is past a bound. Prints as `file:row: code: message` (`file: code: message`)."""
+
+    code = "source_invalid"
+
+    def __init__(self, file: str, row: int | None, code: str, message: str):
+        super().__init__(message, code=code)
+        self.file = file
+        self.row = row
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        return f"{where}: {self.code}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "errors": [{"file": self.file, "row": self.row}]}
+
+
+_CODE = re.compile(r": ([a-z][a-z0-9_]*): ")
+
+
+def summarise(lines: Iterable[str], first: int = 20) -> Iterator[str]:
+    """Error lines (`where: code: message`) with at most `first` of each code, then one line per
+    code saying how many more there were: a file with a million bad rows prints a screenful."""
+    more: dict[str, int] = {}
+    for line in lines:
+        found = _CODE.search(line)
+        code = found.group(1) if found else ""
+        seen = more.get(code, -first)
+        more[code] = seen + 1
+        if seen < 0:
+            yield line
+    for code, count in more.items():
+        if count > 0:
+            yield f"... and {count:,} more of code {code}" if code else f"... and {count:,} more"
 
 
 class EvaluationError(JointCreditError):

@@ -4,8 +4,10 @@ of measures must obey its own rules (国办发〔2020〕49号).
 The schema says a rulebook is well formed; this module says it means something: known
 departments, lists, grades, activities and legal bases ("did you mean" for near misses),
 a binding legal basis for every punishment, no punishment ordered of a bank, effects whose
-polarity fits the measure, unique ids across all rulebooks, joins that name earlier aliases,
-and no cycle through derived records.
+polarity fits the measure, unique ids across all rulebooks, rules that apply only their own
+rulebook's measures or ones their owner marks `shared` (else a taxation draft applying the
+courts' bidding restriction bars subjects from bidding on the tax bureau's word), joins that
+name earlier aliases, and no cycle through derived records.
 """
 from __future__ import annotations
 
@@ -191,6 +193,10 @@ def _lint_rule(report, path, r, vocab: Vocabulary, measure_home) -> None:
             continue
         rb, i = measure_home[mid]
         measure = rb.measures[i]
+        if rb.name != r.rulebook and not measure.shared:
+            report(path + ("apply", j), "foreign_measure",
+                   f"measure {mid!r} belongs to rulebook {rb.name!r}, owned by {rb.owner}: a rulebook applies "
+                   f"only its own measures, unless their owner marks them `shared: true`")
         if measure.derives and any(t != SUBJECT for t in r.targets):
             report(path + ("targets",), "derived_needs_subject",
                    f"measure {mid!r} derives a record, so rule {r.id!r} may target only the subject")

@@ -15,7 +15,7 @@ import jsonschema
 
 from .errors import Diagnostic
 from .model import Condition, Derivation, Effect, Join, Measure, Rule, Rulebook, SUBJECT, TestCase
-from .yamlsource import Located, load_located
+from .yamlsource import Located, load_located, size_problem
 
 __all__ = ["SCHEMA_PATH", "rulebook_schema", "discover", "load_rulebook", "load_rulebook_text",
            "revision_of"]
@@ -69,6 +69,9 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 def load_rulebook(path: str | Path) -> tuple[Rulebook | None, list[Diagnostic]]:
     path = Path(path)
     try:
+        too_large = size_problem(path.stat().st_size)  # before reading it
+        if too_large:
+            return None, [Diagnostic(str(path), 1, 1, too_large.code, too_large.message)]
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Diagnostic(str(path), 1, 1, "unreadable_file", str(exc))]
@@ -153,7 +156,7 @@ def _build(located: Located, text: str, filename: str) -> Rulebook:
             effects=tuple(Effect(e["activity"], e["effect"]) for e in m.get("effects", ())),
             lasts=m.get("lasts", "while_listed"),
             derives=Derivation(**derives) if derives else None,
-            rulebook=name))
+            rulebook=name, shared=bool(m.get("shared", False))))
     rules = []
     for r in data.get("rules", []):
         conditions = []

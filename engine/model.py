@@ -50,6 +50,7 @@ class Measure:
     lasts: str  # "while_listed" or an ISO period
     derives: Derivation | None
     rulebook: str
+    shared: bool = False  # other rulebooks' rules may apply it (lint: foreign_measure otherwise)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-import yaml
+from .yamlsource import load_located
 
 __all__ = ["structural_diff", "text_diff"]
 
@@ -21,10 +21,12 @@ def _by_id(data, section: str) -> dict:
 
 def structural_diff(old: str, new: str) -> dict:
     """{"measures"|"rules"|"tests": {"added", "removed", "changed": [ids or names]}} (unparseable text: an error entry)."""
-    try:
-        before, after = yaml.safe_load(old) or {}, yaml.safe_load(new) or {}
-    except yaml.YAMLError as exc:
-        return {"error": f"cannot parse: {exc}"}
+    parsed = [load_located(old), load_located(new)]  # with a rulebook's bounds, as everywhere
+    problems = [p for located in parsed for p in located.problems]
+    if problems:
+        return {"error": f"cannot parse: {problems[0].line}:{problems[0].column}: {problems[0].code}: "
+                         f"{problems[0].message}"}
+    before, after = (located.data or {} for located in parsed)
     out = {}
     for section in ("measures", "rules"):
         a, b = _by_id(before, section), _by_id(after, section)

@@ -10,7 +10,10 @@ ways, because pickling the Bundle dataclasses cost the parent ~65 µs a subject.
 
 Workers are spawned, not forked: the parent holds database connections, a durable-rules Host
 and threads, none of which survive a fork reliably. Workers ignore SIGINT so that Ctrl-C
-reaches only the parent, which then shuts the pool down.
+reaches only the parent, which then shuts the pool down. A parent killed outright (kill -9,
+the OOM killer) shuts nothing down, and its workers, and the resource tracker they keep
+open, used to live on for ever: each worker asks the kernel for SIGKILL when its parent dies
+(PR_SET_PDEATHSIG), or, where there is no such call, watches its parent's pid.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
@@ -31,6 +35,31 @@ __all__ = ["Pool", "RulePool", "InlinePool", "EraTexts", "cpus", "era_texts", "c
 EraTexts = list[tuple[str, str | None, dict[str, str]]]
 
 _history: CatalogHistory | None = None  # the worker's own, built by _start
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """End this process when `parent` ends (checked after asking, in case it already has). The
+    kernel's signal comes when the *thread* that spawned the worker ends: ProcessPoolExecutor
+    spawns in submit(), which RulePool calls on the importing (or rebuilding) thread, alive until
+    the import (or rebuild) is."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        asked = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        asked = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not asked:
+        threading.Thread(target=_watch, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 class Pool(Protocol):
@@ -69,8 +98,9 @@ def compile_history(eras: EraTexts) -> CatalogHistory:
     return CatalogHistory(built)
 
 
-def _start(eras: EraTexts) -> None:
+def _start(parent: int, eras: EraTexts) -> None:
     global _history
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the parent's reading and writing is the import's critical path: it goes first
     _history = compile_history(eras)
@@ -106,7 +136,7 @@ class RulePool:
 
     def __init__(self, history: CatalogHistory, workers: int):
         self.workers = workers
-        args = (era_texts(history),)
+        args = (os.getpid(), era_texts(history))
         self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start, initargs=args)
         for _ in range(workers):  # start compiling now, while the parent gets on with the first batch

@@ -26,6 +26,13 @@ def test_a_valid_bundle_parses_with_its_relations():
     pytest.param(lambda b: b["subject"].update(kind="natural_person"), "subject_kind_mismatch", "subject.kind", id="kind"),
     pytest.param(lambda b: b["records"].append({"id": "x", "kind": "relation", "type": "legal_representative", "other": "123"}),
                  "invalid_subject_code", "records[1].other", id="relation-other"),
+    pytest.param(lambda b: b["records"][0].update(expires_on="2023-12-31"), "expires_before_start",
+                 "records[0].expires_on", id="expires-before-listed"),
+    pytest.param(lambda b: b["records"][0].update(status="revoked", status_on="2023-12-31"), "status_before_start",
+                 "records[0].status_on", id="status-before-listed"),
+    pytest.param(lambda b: b["records"].append({"id": "p", "kind": "penalty", "decided_on": "2024-05-01",
+                                                "expires_on": "2024-04-30"}),
+                 "expires_before_start", "records[1].expires_on", id="expires-before-decided"),
 ])
 def test_bad_bundles_name_bundle_field_and_value(mutate, code, field):
     obj = bundle(org_code(2), entry("tax.major_violation", "2024-01-01"))

@@ -26,12 +26,17 @@ def day(offset):
     return (BASE - timedelta(days=offset)).isoformat()
 
 
+def listed_then_status(offsets):
+    """listed_on, and a status_on not before it (a bundle refuses one that is: status_before_start)."""
+    listed, later = offsets
+    return {"listed_on": day(listed), "status_on": day(max(listed - later, -30))}
+
+
 record = st.one_of(
-    st.fixed_dictionaries({
+    st.tuples(st.fixed_dictionaries({
         "kind": st.just("list_entry"), "list": st.sampled_from(LISTS), "status": st.sampled_from(STATUSES),
-        "listed_on": st.integers(-30, 2000).map(day), "status_on": st.integers(-30, 900).map(day),
         "document": st.sampled_from(["D1", "D2"]),
-    }),
+    }), st.tuples(st.integers(-30, 2000), st.integers(0, 930)).map(listed_then_status)).map(lambda p: {**p[0], **p[1]}),
     st.fixed_dictionaries({
         "kind": st.just("rating"), "scheme": st.just("tax.credit"), "grade": st.sampled_from(["A", "B", "M", "C", "D"]),
         "decided_on": st.integers(0, 1000).map(day), "status": st.sampled_from(["active", "disputed"]),

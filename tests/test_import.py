@@ -13,10 +13,10 @@ from engine.sheets import COLUMNS
 from conftest import ROOT, bundle, entry, org_code, person_code
 
 
-def run_import(database_url, *files):
+def run_import(database_url, *files, timeout=300):
     env = {**os.environ, "JOINTCREDIT_DATABASE_URL": database_url, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "engine.cli", "import", *map(str, files)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+                          text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
 def counts(database_url):

@@ -59,7 +59,8 @@ def mixed_batch(first: list[dict], more: list[dict]) -> list[dict]:
             b["records"].append({"id": "EXTRA", "kind": "list_entry", "list": "tax.major_violation",
                                  "status": "active", "listed_on": "2024-05-01", "department": "tax"})
         elif i % 3 == 1 and b["records"]:
-            b["records"][0].update(status="revoked", status_on="2024-12-01")
+            first = b["records"][0]  # revoked on 2024-12-01, or the day it starts if that is later
+            first.update(status="revoked", status_on=max(first.get("listed_on") or first.get("decided_on"), "2024-12-01"))
         else:
             b["records"] = b["records"][:1]
         out.append(b)

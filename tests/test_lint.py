@@ -118,3 +118,38 @@ def test_yaml_syntax_and_duplicate_keys_are_located(tmp_path, vocab):
 
 def test_file_name_must_match_the_rulebook_name(tmp_path, vocab):
     assert [d.code for d in lint_text(tmp_path, BASE, vocab, name="other.yaml")] == ["name_mismatch"]
+
+
+def _shipped_copy(tmp_path, edits: dict[str, tuple[str, str]]):
+    """The shipped rulebooks copied to tmp_path, with (old, new) replaced once in the named files."""
+    from engine.resources import default_rulebook_dir
+
+    for path in sorted(default_rulebook_dir().glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        if path.name in edits:
+            old, new = edits[path.name]
+            assert old in text
+            text = text.replace(old, new, 1)
+        (tmp_path / path.name).write_text(text, encoding="utf-8")
+
+
+TAX_APPLY = "    apply:\n"
+COURTS_BIDDING = "  - id: courts.bidding_restricted\n    kind: punishment\n"
+
+
+def test_a_rulebook_applying_another_rulebooks_measure_is_refused_naming_the_owner(tmp_path, vocab):
+    _shipped_copy(tmp_path, {"taxation.yaml": (TAX_APPLY, TAX_APPLY + "      - courts.bidding_restricted\n")})
+    _, diags = load_and_lint([str(tmp_path)], vocab)
+    errors = [d for d in diags if d.severity == "error"]
+    assert [d.code for d in errors] == ["foreign_measure"], errors
+    text = (tmp_path / "taxation.yaml").read_text(encoding="utf-8")
+    assert errors[0].file.endswith("taxation.yaml")
+    assert errors[0].line == line_of(text, "- courts.bidding_restricted")
+    assert "rulebook 'courts', owned by court" in errors[0].message
+
+
+def test_a_measure_its_owner_marks_shared_may_be_applied_by_others(tmp_path, vocab):
+    _shipped_copy(tmp_path, {"taxation.yaml": (TAX_APPLY, TAX_APPLY + "      - courts.bidding_restricted\n"),
+                             "courts.yaml": (COURTS_BIDDING, COURTS_BIDDING + "    shared: true\n")})
+    _, diags = load_and_lint([str(tmp_path)], vocab)
+    assert [d for d in diags if d.severity == "error"] == []

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
+from engine.yamlsource import load_located
+
 from store.editing import RulebookEditor
 from store.keys import Principal
 from store.service import ServiceError
@@ -31,12 +33,8 @@ def _unquote(tag: str | None) -> str | None:
 
 
 def _declared_owner(text: str) -> str | None:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
+    # parsed with the rulebook's bounds: a text past them has no owner, and the save refuses it with 422
+    data = load_located(text).data
     return data.get("owner") if isinstance(data, dict) else None
 
 
