@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     # on, FastAPI looks for configured providers on every request even when there are none,
     # ~2% of an eligibility check's server time (py-spy, 1M-subject store, 8 in flight).
     telemetry: bool = False
+    # The largest request body the API reads, in bytes; a bigger one is answered 413 body_too_large
+    # while it streams in (api/body_limit.py). The largest legitimate body is a push of many bundles
+    # (up to 10,000 a request) or a whole rulebook's text: a few MB.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 @lru_cache(maxsize=1)

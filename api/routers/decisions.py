@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-
 from ..deps import Auditor, DecisionReader, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..schemas import Decision, Verification, error_responses
 
-router = APIRouter(prefix="/decisions", tags=["decisions"], responses=error_responses(401, 403))
+router = keyed_router(prefix="/decisions", tags=["decisions"], responses=error_responses(401, 403))
 
 
 # Declared before /{decision_id}, or "verify" would be taken for a decision id.

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from ..deps import Reader, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..schemas import AsOf, DepartmentActions, error_responses
 
-router = APIRouter(prefix="/departments", tags=["departments"], responses=error_responses(401, 403, 404, 422))
+router = keyed_router(prefix="/departments", tags=["departments"], responses=error_responses(401, 403, 404, 422))
 
 
 @router.get("/{code}/actions", response_model=DepartmentActions)

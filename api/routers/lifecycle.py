@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from store.feedback import Feedback
 from store.keys import Principal
 from store.lifecycle import Lifecycle
 
 from ..deps import AnyCaller, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..lifecycle_schemas import FeedbackRequest, ObjectionDecision, ObjectionRequest, RepairDecision, RepairRequest
 from ..schemas import error_responses
 
-router = APIRouter(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
+router = keyed_router(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
 
 
 def _desk(principal: Principal) -> None:

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from engine.explain import explanation_graph, to_node_link, why
 from store.lifecycle import Lifecycle
 
 from ..deps import AnyCaller, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..privacy import mask, mask_graph, masks_for
 from ..render import dot_response, svg_response
 from ..schemas import AsOf, SubjectActions, SubjectOut, error_responses
 
-router = APIRouter(prefix="/subjects", tags=["subjects"], responses=error_responses(401, 403, 404, 422))
+router = keyed_router(prefix="/subjects", tags=["subjects"], responses=error_responses(401, 403, 404, 422))
 
 _GRAPH_TYPES = {
     200: {"description": "The explanation: node-link JSON (or the why() answer for `measure`), DOT, or SVG.",

@@ -18,6 +18,7 @@ from api import errors
 from api.deps import SentKey, ServiceDep
 from api.keyed_route import KeyFirstJsonRoute
 from api.schemas import EligibilityAnswer, EligibilityRequest
+from store.keys import Principal
 
 from apitest import AS_OF, VIOLATOR, app, auth, client, keys, seeded, service  # noqa: F401
 
@@ -34,10 +35,19 @@ async def answer_back(body: EligibilityRequest, request: Request, key: SentKey):
             "not_in_the_model": 1}
 
 
+class OneKey:
+    """The service's key lookup for KEY alone (the route looks the key up before it hands a
+    request to FastAPI's handler): these tests are about the route, not the key store."""
+
+    async def principal(self, key: str) -> Principal | None:
+        return Principal(1, "route-test", "system", None) if key == "jc_some-key" else None
+
+
 @pytest.fixture(scope="module")
 def both():
     """A client of an app serving answer_back at /fast (KeyFirstJsonRoute) and /plain (APIRoute)."""
     served = FastAPI()
+    served.state.service = OneKey()
     errors.install(served)
     router = APIRouter()
     router.add_api_route("/fast", answer_back, methods=["POST"], response_model=EligibilityAnswer,
