@@ -14,7 +14,7 @@ from ..deps import AnyCaller, ServiceDep
 from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..lifecycle_schemas import FeedbackRequest, ObjectionDecision, ObjectionRequest, RepairDecision, RepairRequest
-from ..schemas import error_responses
+from ..schemas import CaseId, ChangeId, error_responses
 
 router = keyed_router(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
 
@@ -54,13 +54,13 @@ def file_objection(body: ObjectionRequest, service: ServiceDep, principal: AnyCa
 
 
 @router.get("/objections/{case_id}")
-def objection(case_id: int, service: ServiceDep, _: AnyCaller):
+def objection(case_id: CaseId, service: ServiceDep, _: AnyCaller):
     """One objection with its state, deadline and decision."""
     return Lifecycle(service).objection(case_id)
 
 
 @router.post("/objections/{case_id}/decision")
-def decide_objection(case_id: int, body: ObjectionDecision, service: ServiceDep, principal: AnyCaller):
+def decide_objection(case_id: CaseId, body: ObjectionDecision, service: ServiceDep, principal: AnyCaller):
     """Uphold (record corrected or revoked, obligations lifted) or reject (dispute mark removed)."""
     return Lifecycle(service).decide_objection(case_id, body.decision, body.reasons, principal.label,
                                                body.correction, on=body.on, department=_deciding_department(principal))
@@ -75,13 +75,13 @@ def apply_repair(body: RepairRequest, service: ServiceDep, principal: AnyCaller)
 
 
 @router.get("/repairs/{case_id}")
-def repair(case_id: int, service: ServiceDep, _: AnyCaller):
+def repair(case_id: CaseId, service: ServiceDep, _: AnyCaller):
     """One repair application with its state and decision."""
     return Lifecycle(service).repair(case_id)
 
 
 @router.post("/repairs/{case_id}/decision")
-def decide_repair(case_id: int, body: RepairDecision, service: ServiceDep, principal: AnyCaller):
+def decide_repair(case_id: CaseId, body: RepairDecision, service: ServiceDep, principal: AnyCaller):
     """Approve (the record is repaired from that date) or refuse, with reasons."""
     return Lifecycle(service).decide_repair(case_id, body.decision, body.reasons, principal.label, on=body.on,
                                             department=_deciding_department(principal))
@@ -96,7 +96,7 @@ def queue(code: str, service: ServiceDep, principal: AnyCaller, as_of: str | Non
 
 @router.get("/departments/{code}/changes")
 def changes(code: str, service: ServiceDep, principal: AnyCaller, since: str | None = None,
-            after: Annotated[int | None, Query(ge=0)] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 1000):
+            after: ChangeId = None, limit: Annotated[int, Query(ge=1, le=1000)] = 1000):
     """Obligations added, lifted or changed since a point, for a department's system to poll."""
     _own_department(principal, code)
     return Feedback(service).changes(code, since, after=after, limit=limit)
