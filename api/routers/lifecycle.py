@@ -8,12 +8,13 @@ from fastapi import Query
 
 from store.feedback import Feedback
 from store.keys import Principal
-from store.lifecycle import Lifecycle
+from store.lifecycle import Lifecycle, unknown_case
 
 from ..deps import AnyCaller, ServiceDep
 from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..lifecycle_schemas import FeedbackRequest, ObjectionDecision, ObjectionRequest, RepairDecision, RepairRequest
+from ..privacy import may_read_case
 from ..schemas import CaseId, ChangeId, error_responses
 
 router = keyed_router(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
@@ -41,6 +42,16 @@ def _deciding_department(principal: Principal) -> str | None:
     return principal.department
 
 
+def _readable(case: dict, principal: Principal) -> dict:
+    """The case, if `principal` may read it (privacy.may_read_case); else the very answer a case
+    that does not exist gets (404 unknown_objection / unknown_repair). Not 403: case ids are
+    sequential, and a 403 would confirm to anyone walking them that a case exists and when it
+    was filed; a case holds a person's ID, grounds and representative."""
+    if not may_read_case(principal, case):
+        raise unknown_case(case["kind"], case["id"])
+    return case
+
+
 def _filed_by(principal: Principal, on_behalf_of: str | None) -> str:
     return principal.label + (f" for {on_behalf_of}" if on_behalf_of else "")
 
@@ -53,10 +64,10 @@ def file_objection(body: ObjectionRequest, service: ServiceDep, principal: AnyCa
                                              _filed_by(principal, body.on_behalf_of))
 
 
-@router.get("/objections/{case_id}")
-def objection(case_id: CaseId, service: ServiceDep, _: AnyCaller):
+@router.get("/objections/{case_id}", responses=error_responses(404))
+def objection(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
     """One objection with its state, deadline and decision."""
-    return Lifecycle(service).objection(case_id)
+    return _readable(Lifecycle(service).objection(case_id), principal)
 
 
 @router.post("/objections/{case_id}/decision")
@@ -74,10 +85,10 @@ def apply_repair(body: RepairRequest, service: ServiceDep, principal: AnyCaller)
                                            body.statement)
 
 
-@router.get("/repairs/{case_id}")
-def repair(case_id: CaseId, service: ServiceDep, _: AnyCaller):
+@router.get("/repairs/{case_id}", responses=error_responses(404))
+def repair(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
     """One repair application with its state and decision."""
-    return Lifecycle(service).repair(case_id)
+    return _readable(Lifecycle(service).repair(case_id), principal)
 
 
 @router.post("/repairs/{case_id}/decision")
