@@ -8,7 +8,8 @@
                                 catalog, rulebook or evaluation, which no request can fix
     RequestValidationError      422 invalid_request, one entry per bad field
     ApiError                    raised by the API itself; the status comes from STATUS below
-    Starlette HTTPException     401 unauthorized, 403 forbidden, 404 not_found, 405 ...
+    Starlette HTTPException     400 bad_request (a body FastAPI cannot read), 401 unauthorized,
+                                403 forbidden, 404 not_found, 405 ...
     anything else               500 internal_error (logged; the message reveals nothing)
 
 Routes never build HTTP responses for errors themselves: they raise, and this module answers
@@ -37,6 +38,7 @@ log = logging.getLogger("jointcredit.api")
 
 # The HTTP status of every code the API layer raises itself.
 STATUS = {
+    "bad_request": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
@@ -48,7 +50,8 @@ STATUS = {
     "internal_error": 500,
 }
 _CODE_OF_STATUS = {status: code for code, status in STATUS.items()
-                   if code in ("unauthorized", "forbidden", "not_found", "method_not_allowed", "internal_error")}
+                   if code in ("bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
+                               "internal_error")}
 _SERVER_SIDE = (CatalogError, RulebookErrors, EvaluationError)
 
 

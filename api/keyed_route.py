@@ -46,6 +46,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .deps import authenticate, bearer_key, sent_key
+from .schemas import error_responses
 
 __all__ = ["KeyFirstRoute", "KeyFirstJsonRoute", "QUESTION_BYTES", "keyed_router"]
 
@@ -57,7 +58,14 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class KeyFirstRoute(APIRoute):
-    """An APIRoute that looks the key up (deps.authenticate) before FastAPI reads the body."""
+    """An APIRoute that looks the key up (deps.authenticate) before FastAPI reads the body. A
+    route that takes a body also declares what reading one can answer: 400 (not UTF-8 JSON,
+    FastAPI's own answer) and 413 (over the limit, body_limit.py)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
+        super().__init__(path, endpoint, **kwargs)
+        if self.body_field is not None:
+            self.responses = {**error_responses(400, 413), **self.responses}
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()

@@ -236,7 +236,8 @@ class ErrorBody(BaseModel):
 
 def error_responses(*statuses: int) -> dict:
     """The `responses=` of a route: the error body under each status it can answer with."""
-    text = {401: "No or bad API key", 403: "The key's role may not do this", 404: "Not found",
+    text = {400: "The body could not be read (not UTF-8 JSON)", 401: "No or bad API key", 403: "The key's role may not do this", 404: "Not found",
             409: "Conflict: the rulebook changed since your copy, or its tests fail",
-            422: "Invalid input (stable code in `code`)", 428: "If-Match is required"}
+            413: "The body is larger than the server's limit", 422: "Invalid input (stable code in `code`)",
+            428: "If-Match is required"}
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
