@@ -36,7 +36,10 @@ class StrictBody(BaseModel):
 
     @model_validator(mode="after")
     def _no_unpaired_surrogates(self):
-        where = _unencodable(self.__dict__, "")
+        fields = self.__dict__
+        if all(v is None or (v.__class__ is str and v.isascii()) for v in fields.values()):
+            return self  # the usual question: nothing to walk
+        where = _unencodable(fields, "")
         if where is not None:
             raise ValueError(f"`{where or 'body'}` holds an unpaired surrogate (\\ud800-\\udfff), "
                              "which UTF-8 cannot carry")

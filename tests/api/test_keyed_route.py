@@ -113,7 +113,8 @@ def test_the_key_is_asked_for_before_the_body_is_read(both):
 def test_the_docs_are_fastapis_own(both):
     paths = both.app.openapi()["paths"]
     assert paths["/fast"]["post"]["requestBody"] == paths["/plain"]["post"]["requestBody"]
-    assert paths["/fast"]["post"]["responses"] == paths["/plain"]["post"]["responses"]
+    fast = dict(paths["/fast"]["post"]["responses"])
+    assert (fast.pop("400"), fast.pop("413")) and fast == paths["/plain"]["post"]["responses"]  # reading a body
 
 
 def test_an_endpoint_of_another_shape_is_refused_when_the_route_is_built():
