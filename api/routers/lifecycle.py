@@ -52,6 +52,15 @@ def _readable(case: dict, principal: Principal) -> dict:
     return case
 
 
+def _decider(principal: Principal, case_of, case_id: int) -> str | None:
+    """The department whose case `principal` may decide (None: an admin, any case). A department
+    that may not even read the case hears that it does not exist, as when reading it; the desk
+    that filed it may read it, and hears 403 not_your_case."""
+    department = _deciding_department(principal)
+    _readable(case_of(case_id), principal)
+    return department
+
+
 def _filed_by(principal: Principal, on_behalf_of: str | None) -> str:
     return principal.label + (f" for {on_behalf_of}" if on_behalf_of else "")
 
@@ -73,8 +82,10 @@ def objection(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
 @router.post("/objections/{case_id}/decision")
 def decide_objection(case_id: CaseId, body: ObjectionDecision, service: ServiceDep, principal: AnyCaller):
     """Uphold (record corrected or revoked, obligations lifted) or reject (dispute mark removed)."""
-    return Lifecycle(service).decide_objection(case_id, body.decision, body.reasons, principal.label,
-                                               body.correction, on=body.on, department=_deciding_department(principal))
+    lifecycle = Lifecycle(service)
+    department = _decider(principal, lifecycle.objection, case_id)
+    return lifecycle.decide_objection(case_id, body.decision, body.reasons, principal.label, body.correction,
+                                      on=body.on, department=department)
 
 
 @router.post("/repairs", status_code=201)
@@ -94,8 +105,10 @@ def repair(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
 @router.post("/repairs/{case_id}/decision")
 def decide_repair(case_id: CaseId, body: RepairDecision, service: ServiceDep, principal: AnyCaller):
     """Approve (the record is repaired from that date) or refuse, with reasons."""
-    return Lifecycle(service).decide_repair(case_id, body.decision, body.reasons, principal.label, on=body.on,
-                                            department=_deciding_department(principal))
+    lifecycle = Lifecycle(service)
+    department = _decider(principal, lifecycle.repair, case_id)
+    return lifecycle.decide_repair(case_id, body.decision, body.reasons, principal.label, on=body.on,
+                                   department=department)
 
 
 @router.get("/departments/{code}/queue")

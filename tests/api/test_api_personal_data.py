@@ -203,3 +203,17 @@ def test_an_explanation_outlines_a_case_to_a_caller_that_may_not_read_it(client,
     for role, sees in (("market", False), ("tax", True), ("system", False)):
         graph = client.get(f"/v1/subjects/{OBJECTOR}/explain", headers=auth(keys[role])).text
         assert ("秘密理由" in graph) is sees and ("rejected" in graph), role
+
+
+@pytest.mark.parametrize("kind, decision", [("objection", "reject"), ("repair", "refuse")])
+def test_a_department_that_may_not_read_a_case_cannot_learn_of_it_by_deciding_it(client, seeded_people, kind,
+                                                                                  decision):
+    keys, case_id = seeded_people["keys"], seeded_people[kind]
+    body = {"decision": decision, "reasons": "r"}
+    refused = client.post(f"/v1/{kind}s/{case_id}/decision", json=body, headers=auth(keys["market"]))
+    missing = client.post(f"/v1/{kind}s/{case_id + 1000}/decision", json=body, headers=auth(keys["market"]))
+    assert refused.status_code == missing.status_code == 404
+    assert refused.text == missing.text.replace(str(case_id + 1000), str(case_id))
+    filer = "finance" if kind == "objection" else "tax"  # its desk filed it: it knows the case, may not decide it
+    assert client.post(f"/v1/{kind}s/{case_id}/decision", json=body,
+                       headers=auth(keys[filer])).json()["code"] == "not_your_case"
