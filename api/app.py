@@ -10,13 +10,16 @@ import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.concurrency import run_in_threadpool
 
 from store.service import Service
 from store.settings import Settings
 
 from . import errors
+from .body_limit import BodyLimit
 from .deps import document_bearer
+from .keyed_route import KeyFirstRoute
 from .routers import ALL
 
 __all__ = ["create_app"]
@@ -52,8 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url="/docs", openapi_url="/openapi.json", telemetry=_telemetry(settings.telemetry))
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in ALL:
         app.include_router(router, prefix="/v1")
+    _every_route_asks_for_the_key_first(app)
     generate = app.openapi
 
     def openapi() -> dict:
@@ -63,6 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi
     return app
+
+
+def _every_route_asks_for_the_key_first(app: FastAPI) -> None:
+    """Refuse to build an app with a route that would read a body before knowing the caller."""
+    plain = [f"{sorted(c.original_route.methods)} {c.path}" for c in iter_route_contexts(app.routes)
+             if isinstance(c.original_route, APIRoute) and not isinstance(c.original_route, KeyFirstRoute)]
+    if plain:
+        raise TypeError(f"routes not declared with keyed_route.keyed_router: {', '.join(plain)}")
 
 
 def _telemetry(on: bool) -> dict:

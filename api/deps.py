@@ -3,6 +3,10 @@
 Authentication is a bearer API key looked up in the key store; authorisation is by role
 (`require`), with `admin` allowed everywhere. Both fail with ApiError, answered in errors.py.
 
+The key is looked up by the route itself before FastAPI reads the body (keyed_route.py
+KeyFirstRoute), so a caller without a valid key is answered 401 with its body unread; `require`
+then only authorises the principal that lookup found (PRINCIPAL in the request's scope).
+
 The dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool,
 and those hops (one per dependency, four on every route) cost more than the work they do.
 The key lookup is one indexed read of a unique hash, on the event loop (store/loop_access.py);
@@ -22,6 +26,7 @@ from store.service import Service
 from .errors import ApiError
 
 __all__ = ["ServiceDep", "document_bearer", "require", "sent_key", "bearer_key", "SentKey", "known_principal", "allow",
+           "PRINCIPAL", "authenticate", "caller_of",
            "allowed_roles", "CHECKER_ROLES", "AnyCaller", "Checker", "Writer", "Reader", "Auditor",
            "DecisionReader"]
 
@@ -29,6 +34,8 @@ __all__ = ["ServiceDep", "document_bearer", "require", "sent_key", "bearer_key",
 # our handler (code, WWW-Authenticate), not FastAPI's.
 _bearer = HTTPBearer(auto_error=False, description="An API key made with `jointcredit keys create`.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# Where the route's key lookup leaves the caller's principal, in the request's ASGI scope.
+PRINCIPAL = "jointcredit.principal"
 
 
 async def get_service(request: Request) -> Service:
@@ -55,6 +62,19 @@ def known_principal(principal: Principal | None) -> Principal:
     if principal is None:
         raise ApiError("unauthorized", "the API key is not valid or has been revoked", headers=_CHALLENGE)
     return principal
+
+
+async def authenticate(request: Request) -> Principal:
+    """Look the request's key up and keep its principal in the scope, or 401 (no, unknown or
+    revoked key). Called by the route before the body is read."""
+    principal = known_principal(await request.app.state.service.principal(sent_key(request)))
+    request.scope[PRINCIPAL] = principal
+    return principal
+
+
+async def caller_of(request: Request) -> Principal:
+    """The principal the route looked up before the body (authenticate), else looked up now."""
+    return request.scope.get(PRINCIPAL) or await authenticate(request)
 
 
 def allow(principal: Principal, allowed: frozenset[str]) -> Principal:
@@ -92,8 +112,7 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     allowed = allowed_roles(*roles)
 
     async def check(request: Request) -> Principal:
-        service = request.app.state.service
-        return allow(known_principal(await service.principal(sent_key(request))), allowed)
+        return allow(await caller_of(request), allowed)
 
     check.__name__ = f"require_{'_'.join(sorted(allowed))}"
     return check

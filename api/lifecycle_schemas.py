@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from .schemas import StrictBody as _Strict
 
 
 class ObjectionRequest(_Strict):

@@ -1,11 +1,9 @@
 """Request bodies of the rulebook-editing endpoints."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from .schemas import StrictBody as _Strict
 
 
 class DraftRequest(_Strict):

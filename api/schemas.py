@@ -1,7 +1,8 @@
 """Request and response bodies, with examples so /docs can be tried as it stands.
 
 Requests forbid unknown fields: a misspelt `asof` must be refused, not silently answered for
-today. Dates and codes are plain strings here and checked by the service, so a bad one gets
+today, and texts that UTF-8 cannot carry (StrictBody). Ids in paths and queries are bounded by
+what the database's integer columns hold (MAX_ID): a larger one overflowed the driver, a 500. Dates and codes are plain strings here and checked by the service, so a bad one gets
 the service's stable code (`invalid_date`, `invalid_subject_code`) wherever it arrives.
 Nested provenance (legal bases, records) is passed through as the engine describes it.
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EXAMPLE_SUBJECT = "91511702MA62X8Q157"
 EXAMPLE_DATE = "2025-06-30"
@@ -19,8 +20,57 @@ AsOf = Annotated[str | None, Query(description="The date asked about, YYYY-MM-DD
                                    examples=[EXAMPLE_DATE])]
 
 
+# The largest id a path or query may name: PostgreSQL's `integer` (SQLite's is 2**63 - 1).
+MAX_ID = 2**31 - 1
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="The case's id.")]
+ChangeId = Annotated[int | None, Query(ge=0, le=MAX_ID, description="Changes after this change id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+
+
 class StrictBody(BaseModel):
+    """The base of every request body: no unknown field, and no text holding an unpaired
+    surrogate. JSON may escape one (`"\\ud800"`), but UTF-8 cannot carry it: stored, it failed
+    the database driver; echoed in an error, the encoding of the answer (both 500s)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_unpaired_surrogates(self):
+        fields = self.__dict__
+        if all(v is None or (v.__class__ is str and v.isascii()) for v in fields.values()):
+            return self  # the usual question: nothing to walk
+        where = _unencodable(fields, "")
+        if where is not None:
+            raise ValueError(f"`{where or 'body'}` holds an unpaired surrogate (\\ud800-\\udfff), "
+                             "which UTF-8 cannot carry")
+        return self
+
+
+def _unencodable(value, path: str) -> str | None:
+    """The path of the first text in `value` (keys included) that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodes(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")  # a key may be the bad text
+            where = f"{path}.{shown}" if path else shown
+            found = _unencodable(key, where) or _unencodable(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unencodable(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 class EligibilityRequest(StrictBody):
@@ -189,7 +239,8 @@ class ErrorBody(BaseModel):
 
 def error_responses(*statuses: int) -> dict:
     """The `responses=` of a route: the error body under each status it can answer with."""
-    text = {401: "No or bad API key", 403: "The key's role may not do this", 404: "Not found",
+    text = {400: "The body could not be read (not UTF-8 JSON)", 401: "No or bad API key", 403: "The key's role may not do this", 404: "Not found",
             409: "Conflict: the rulebook changed since your copy, or its tests fail",
-            422: "Invalid input (stable code in `code`)", 428: "If-Match is required"}
+            413: "The body is larger than the server's limit", 422: "Invalid input (stable code in `code`)",
+            428: "If-Match is required"}
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}

@@ -32,7 +32,7 @@ from .models import LifecycleEvent, ObligationRow, Objection, RecordRow, RepairA
 from .repository import _RECORD_FIELDS, Repository, now_iso
 from .service import Service, ServiceError
 
-__all__ = ["Lifecycle", "add_working_days", "OBJECTION_DEADLINE_WORKING_DAYS", "REPAIR_DEADLINE_WORKING_DAYS",
+__all__ = ["Lifecycle", "unknown_case", "add_working_days", "OBJECTION_DEADLINE_WORKING_DAYS", "REPAIR_DEADLINE_WORKING_DAYS",
            "CORRECTABLE_FIELDS"]
 
 # The listing department answers an objection within 15 working days of filing (the usual
@@ -78,6 +78,12 @@ def _evidence(value) -> list[str]:
         return [v for v in value if v.strip()]
     raise ServiceError("invalid_evidence", "`evidence` must be a text or a list of texts (document references)",
                        errors=[{"field": "evidence", "value": value}])
+
+
+def unknown_case(kind: str, case_id) -> ServiceError:
+    """The error for an objection or repair that does not exist (or that the caller may not read:
+    the API answers both alike)."""
+    return ServiceError(f"unknown_{kind}", f"no {kind} {case_id!r}", status=404, errors=[{"field": "id", "value": case_id}])
 
 
 class Lifecycle:
@@ -359,8 +365,7 @@ class Lifecycle:
             with self.engine.connect() as c:
                 row = c.execute(select(model).where(model.id == case_id)).first()
         if row is None:
-            raise ServiceError(f"unknown_{kind}", f"no {kind} {case_id!r}", status=404,
-                               errors=[{"field": "id", "value": case_id}])
+            raise unknown_case(kind, case_id)
         if department is not None and row.department != department:
             raise ServiceError("not_your_case", f"{kind} {row.id} waits in {row.department}'s queue, not {department}'s",
                                status=403, errors=[{"field": "department", "value": department,

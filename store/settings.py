@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     # A Dask scheduler (tcp://host:8786) to run rebuilds on instead, or "local" for a LocalCluster
     # on this machine (store/dask_pool.py).
     dask_scheduler: str | None = None
+    # The largest request body the API reads, in bytes; a bigger one is answered 413 body_too_large
+    # while it streams in (api/body_limit.py). The largest legitimate body is a push of many bundles
+    # (up to 10,000 a request) or a whole rulebook's text: a few MB.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 @lru_cache(maxsize=1)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-
 from ..deps import Auditor, DecisionReader, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
+from ..privacy import mask, masks_for
 from ..schemas import Decision, Verification, error_responses
 
-router = APIRouter(prefix="/decisions", tags=["decisions"], responses=error_responses(401, 403))
+router = keyed_router(prefix="/decisions", tags=["decisions"], responses=error_responses(401, 403))
 
 
 # Declared before /{decision_id}, or "verify" would be taken for a decision id.
@@ -27,6 +27,9 @@ def decision(decision_id: str, service: ServiceDep, caller: DecisionReader):
         raise ApiError("unknown_decision", f"no decision {decision_id!r} in the log")
     if caller.role == "system" and entry["caller"] != caller.label:
         raise ApiError("forbidden", "a system key may read only the decisions made for it")
+    if masks_for(caller.role):  # what it was answered, as it was answered: the codes it asked about kept
+        request = entry["request"]
+        return mask(entry, [request["subject"]] if "subject" in request else request.get("subjects", []))
     return entry
 
 

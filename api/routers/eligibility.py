@@ -1,13 +1,13 @@
 """Eligibility checks by outside systems; every answer is logged under the caller's label."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from ..deps import CHECKER_ROLES, Checker, SentKey, ServiceDep, allow, known_principal
-from ..keyed_route import KeyFirstJsonRoute
+from ..keyed_route import KeyFirstJsonRoute, keyed_router
 from ..schemas import BatchAnswer, BatchRequest, EligibilityAnswer, EligibilityRequest, error_responses
 
-router = APIRouter(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
+router = keyed_router(prefix="/eligibility", tags=["eligibility"], responses=error_responses(401, 403, 422))
 
 
 async def check(body: EligibilityRequest, request: Request, key: SentKey):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from store.feedback import Feedback
 from store.keys import Principal
-from store.lifecycle import Lifecycle
+from store.lifecycle import Lifecycle, unknown_case
 
 from ..deps import AnyCaller, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..lifecycle_schemas import FeedbackRequest, ObjectionDecision, ObjectionRequest, RepairDecision, RepairRequest
-from ..schemas import error_responses
+from ..privacy import may_read_case
+from ..schemas import CaseId, ChangeId, error_responses
 
-router = APIRouter(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
+router = keyed_router(tags=["lifecycle"], responses=error_responses(401, 403, 404, 409, 422))
 
 
 def _desk(principal: Principal) -> None:
@@ -40,6 +42,25 @@ def _deciding_department(principal: Principal) -> str | None:
     return principal.department
 
 
+def _readable(case: dict, principal: Principal) -> dict:
+    """The case, if `principal` may read it (privacy.may_read_case); else the very answer a case
+    that does not exist gets (404 unknown_objection / unknown_repair). Not 403: case ids are
+    sequential, and a 403 would confirm to anyone walking them that a case exists and when it
+    was filed; a case holds a person's ID, grounds and representative."""
+    if not may_read_case(principal, case):
+        raise unknown_case(case["kind"], case["id"])
+    return case
+
+
+def _decider(principal: Principal, case_of, case_id: int) -> str | None:
+    """The department whose case `principal` may decide (None: an admin, any case). A department
+    that may not even read the case hears that it does not exist, as when reading it; the desk
+    that filed it may read it, and hears 403 not_your_case."""
+    department = _deciding_department(principal)
+    _readable(case_of(case_id), principal)
+    return department
+
+
 def _filed_by(principal: Principal, on_behalf_of: str | None) -> str:
     return principal.label + (f" for {on_behalf_of}" if on_behalf_of else "")
 
@@ -52,17 +73,19 @@ def file_objection(body: ObjectionRequest, service: ServiceDep, principal: AnyCa
                                              _filed_by(principal, body.on_behalf_of))
 
 
-@router.get("/objections/{case_id}")
-def objection(case_id: int, service: ServiceDep, _: AnyCaller):
+@router.get("/objections/{case_id}", responses=error_responses(404))
+def objection(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
     """One objection with its state, deadline and decision."""
-    return Lifecycle(service).objection(case_id)
+    return _readable(Lifecycle(service).objection(case_id), principal)
 
 
 @router.post("/objections/{case_id}/decision")
-def decide_objection(case_id: int, body: ObjectionDecision, service: ServiceDep, principal: AnyCaller):
+def decide_objection(case_id: CaseId, body: ObjectionDecision, service: ServiceDep, principal: AnyCaller):
     """Uphold (record corrected or revoked, obligations lifted) or reject (dispute mark removed)."""
-    return Lifecycle(service).decide_objection(case_id, body.decision, body.reasons, principal.label,
-                                               body.correction, on=body.on, department=_deciding_department(principal))
+    lifecycle = Lifecycle(service)
+    department = _decider(principal, lifecycle.objection, case_id)
+    return lifecycle.decide_objection(case_id, body.decision, body.reasons, principal.label, body.correction,
+                                      on=body.on, department=department)
 
 
 @router.post("/repairs", status_code=201)
@@ -73,17 +96,19 @@ def apply_repair(body: RepairRequest, service: ServiceDep, principal: AnyCaller)
                                            body.statement)
 
 
-@router.get("/repairs/{case_id}")
-def repair(case_id: int, service: ServiceDep, _: AnyCaller):
+@router.get("/repairs/{case_id}", responses=error_responses(404))
+def repair(case_id: CaseId, service: ServiceDep, principal: AnyCaller):
     """One repair application with its state and decision."""
-    return Lifecycle(service).repair(case_id)
+    return _readable(Lifecycle(service).repair(case_id), principal)
 
 
 @router.post("/repairs/{case_id}/decision")
-def decide_repair(case_id: int, body: RepairDecision, service: ServiceDep, principal: AnyCaller):
+def decide_repair(case_id: CaseId, body: RepairDecision, service: ServiceDep, principal: AnyCaller):
     """Approve (the record is repaired from that date) or refuse, with reasons."""
-    return Lifecycle(service).decide_repair(case_id, body.decision, body.reasons, principal.label, on=body.on,
-                                            department=_deciding_department(principal))
+    lifecycle = Lifecycle(service)
+    department = _decider(principal, lifecycle.repair, case_id)
+    return lifecycle.decide_repair(case_id, body.decision, body.reasons, principal.label, on=body.on,
+                                   department=department)
 
 
 @router.get("/departments/{code}/queue")
@@ -95,7 +120,7 @@ def queue(code: str, service: ServiceDep, principal: AnyCaller, as_of: str | Non
 
 @router.get("/departments/{code}/changes")
 def changes(code: str, service: ServiceDep, principal: AnyCaller, since: str | None = None,
-            after: Annotated[int | None, Query(ge=0)] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 1000):
+            after: ChangeId = None, limit: Annotated[int, Query(ge=1, le=1000)] = 1000):
     """Obligations added, lifted or changed since a point, for a department's system to poll."""
     _own_department(principal, code)
     return Feedback(service).changes(code, since, after=after, limit=limit)

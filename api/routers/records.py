@@ -1,14 +1,13 @@
 """Departments push records; obligations are current for the subjects touched when this returns."""
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from store.service import bundles_from
 
 from ..deps import ServiceDep, Writer
+from ..keyed_route import keyed_router
 from ..schemas import RecordsRequest, RecordsResult, error_responses
 
-router = APIRouter(prefix="/records", tags=["records"], responses=error_responses(401, 403, 422))
+router = keyed_router(prefix="/records", tags=["records"], responses=error_responses(401, 403, 422))
 
 
 @router.post("", response_model=RecordsResult)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import Header, Query, Response
 
 from engine.yamlsource import load_located
 
@@ -12,11 +12,12 @@ from store.keys import Principal
 from store.service import ServiceError
 
 from ..deps import AnyCaller, ServiceDep
+from ..keyed_route import keyed_router
 from ..errors import ApiError
 from ..rulebook_schemas import DraftRequest, DryRunRequest, PublishRequest, RollbackRequest
 from ..schemas import error_responses
 
-router = APIRouter(prefix="/rulebooks", tags=["rulebooks"], responses=error_responses(401, 403, 404, 409, 422, 428))
+router = keyed_router(prefix="/rulebooks", tags=["rulebooks"], responses=error_responses(401, 403, 404, 409, 422, 428))
 
 
 def _etag(revision: str) -> str:
