@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from ..deps import AnyCaller, ServiceDep
 from ..errors import ApiError
+from ..keyed_route import keyed_router
 from ..schemas import error_responses
 
-router = APIRouter(prefix="/rebuilds", tags=["rulebooks"], responses=error_responses(401, 403, 404, 422))
+router = keyed_router(prefix="/rebuilds", tags=["rulebooks"], responses=error_responses(401, 403, 404, 422))
 
 
 @router.get("")

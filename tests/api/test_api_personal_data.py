@@ -111,6 +111,8 @@ def samples(seed: dict) -> dict[tuple[str, str], list[dict]]:
         ("GET", "/v1/rulebooks/{name}/revisions"): [{"path": {"name": "taxation"}}],
         ("GET", "/v1/rulebooks/{name}/diff"): [{"path": {"name": "taxation"}, "query": {"from": "a", "to": "b"}}],
         ("GET", "/v1/rulebooks/{name}/changes"): [{"path": {"name": "taxation"}}],
+        ("GET", "/v1/rebuilds"): [{}],
+        ("GET", "/v1/rebuilds/{rebuild_id}"): [{"path": {"rebuild_id": 1}}],
         ("POST", "/v1/objections"): [{"body": {"subject": OBJECTOR, "record": "P-1", "grounds": "再次"}}],
         ("GET", "/v1/objections/{case_id}"): [{"path": {"case_id": objection}}],
         ("POST", "/v1/objections/{case_id}/decision"): [{"path": {"case_id": objection},
