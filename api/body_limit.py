@@ -2,7 +2,9 @@
 
 A pure ASGI middleware in front of the routes: a request whose Content-Length is over the
 limit is answered 413 `body_too_large` before the app sees it (no key lookup, nothing read);
-any other body is counted as its chunks arrive (a chunked body declares no length), and the
+one within it passes untouched (the HTTP server reads no more than the declared length, and
+wrapping every request's receive and send cost a check ~30 µs of server CPU in bench.service);
+a body that declares no length (chunked) is counted as its chunks arrive, and the
 moment the count passes the limit the app's reading stops and the answer is the 413. What the
 app made of the cut body (FastAPI turns a failed read into a 400) is discarded: the 413 is the
 answer. Without it, four 200 MB bodies sent without a key grew the server to 1.54 GB.
@@ -30,8 +32,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, declared)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._refuse(scope, receive, send, declared)
+            else:  # the server reads no more than the declared length: nothing to count (the usual path)
+                await self.app(scope, receive, send)
             return
         received = 0
         exceeded = started = False
