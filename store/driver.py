@@ -74,8 +74,9 @@ def driver_cursor(engine: Engine, *, reads_only: bool = False) -> Iterator:
         # per pooled connection, learns of a restart.
         autocommit = False  # nothing to restore on a discarded connection
         if engine.dialect.is_disconnect(exc, dbapi, None):
-            engine.pool._invalidate(connection, exc)
-        connection.invalidate(exc)
+            engine.pool._invalidate(connection, exc)  # this connection with the rest
+        else:
+            connection.invalidate(exc)
         raise StoreUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
     finally:
         if autocommit:
