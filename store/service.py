@@ -204,9 +204,9 @@ class Service:
                               key=lambda p: (p.effective_from or "", p.published_at or ""))
         with self._reload_lock:
             history = CatalogHistory.build(publications, load_vocabulary(), self._era_cache)
+        subjects = self.repository.count_subjects()
         rebuild = self.rebuilds.start(new[0].action, ", ".join(f"{p.name}@{revision_of(p.text)} from {p.effective_from}"
-                                                               for p in new),
-                                      new[0].actor, self.repository.count_subjects())
+                                                               for p in new), new[0].actor, subjects)
         done = 0
 
         def progress(subjects: int) -> None:
@@ -221,7 +221,7 @@ class Service:
                                                       stamp=p.published_at)
             self.rebuilds.finish(connection, rebuild, generation)
 
-        pool = self._rebuild_pool(history)
+        pool = self._rebuild_pool(history, subjects)
         try:
             _, generation = Materialiser(self.repository, history).rebuild(progress, switching, pool)
         except BaseException as exc:
@@ -233,7 +233,7 @@ class Service:
             self._install(generation, history)
         return self.rebuilds.get(rebuild)
 
-    def _rebuild_pool(self, history: CatalogHistory) -> Pool:
+    def _rebuild_pool(self, history: CatalogHistory, subjects: int) -> Pool:
         """Where a rebuild's rules run: on the Dask cluster JOINTCREDIT_DASK_SCHEDULER names; in
         worker processes of this machine (JOINTCREDIT_REBUILD_WORKERS), by default once the
         store is large enough to repay their start (~1 s); else in this process. Outside this
@@ -244,7 +244,7 @@ class Service:
             return DaskPool(history, self.settings.dask_scheduler)
         workers = self.settings.rebuild_workers
         if workers is None:
-            workers = cpus() if self.repository.count_subjects() >= REBUILD_POOL_MIN else 0
+            workers = cpus() if subjects >= REBUILD_POOL_MIN else 0
         return RulePool(history, workers) if workers > 0 else InlinePool(history)
 
     def refresh_if_stale(self) -> None:

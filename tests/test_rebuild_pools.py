@@ -50,7 +50,7 @@ def test_a_publish_on_worker_processes_writes_what_a_rebuild_in_process_writes(p
     later = (date.today() + timedelta(days=3)).isoformat()
     pools = []
     choose = populated._rebuild_pool
-    populated._rebuild_pool = lambda history: pools.append(choose(history)) or pools[-1]
+    populated._rebuild_pool = lambda history, subjects: pools.append(choose(history, subjects)) or pools[-1]
     result = editor.publish("taxation", draft.revision, later, "tax")
     assert [type(p) for p in pools] == [RulePool] and pools[0].workers == 2  # rebuild_workers=2
     assert result["subjects_rematerialised"] == populated.repository.count_subjects()
