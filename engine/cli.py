@@ -364,6 +364,55 @@ def import_command(files: Annotated[list[Path], typer.Argument(help="JSON, JSONL
     raise typer.Exit(1 if report.errors else 0)
 
 
+@app.command("rebuilds")
+def rebuilds_command(rebuild_id: Annotated[Optional[int], typer.Argument(help="One rebuild's id (default: the newest).")] = None,
+                     follow: Annotated[bool, typer.Option("--follow", "-f",
+                                                          help="Show its progress until it ends.")] = False,
+                     limit: Annotated[int, typer.Option(help="How many to list.")] = 10) -> None:
+    """The re-materialisations that publishes, rollbacks and rulebook loads started, from any
+    process, with their progress; exits 1 if the one shown failed or was abandoned. Reads the
+    log only: it does not wait for the cluster lock a running publish holds."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from store.db import make_engine
+    from store.rebuilds import RebuildLog
+    from store.settings import get_settings
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        log = RebuildLog(engine)
+        entry = log.get(rebuild_id) if rebuild_id is not None else next(iter(log.recent(1)), None)
+        if entry is None:
+            err.print(f"error: no rebuild {rebuild_id}" if rebuild_id is not None else "no rebuild yet")
+            raise typer.Exit(2 if rebuild_id is not None else 0)
+        if follow and entry["state"] == "running":
+            with Progress(TextColumn(f"rebuild {entry['id']} ({entry['scope']}) {entry['rulebooks']}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                          disable=not err.is_terminal) as progress:
+                task = progress.add_task("", total=entry["total"], completed=entry["done"])
+                shown = -1
+                while entry["state"] == "running":
+                    if not err.is_terminal and entry["done"] != shown:  # a log, not a bar
+                        shown = entry["done"]
+                        err.print(f"rebuild {entry['id']}: {shown:,} of {entry['total']:,} subjects")
+                    time.sleep(0.5)
+                    entry = log.get(entry["id"])
+                    progress.update(task, completed=entry["done"], total=entry["total"])
+        table = Table(title="rebuilds", title_justify="left")
+        for column in ("id", "kind", "scope", "state", "done", "generation", "started", "rulebooks", "message"):
+            table.add_column(column)
+        shown = [entry] if follow or rebuild_id is not None else log.recent(limit)
+        for r in shown:
+            table.add_row(str(r["id"]), r["kind"], r["scope"], r["state"], f"{r['done']:,}/{r['total']:,}",
+                          str(r["generation"] or ""), r["started_at"], r["rulebooks"], r["message"])
+        out.print(table)
+        raise typer.Exit(1 if entry["state"] in ("failed", "abandoned") else 0)
+    finally:
+        engine.dispose()
+
+
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -448,7 +497,7 @@ def rulebook_impact(file: Annotated[Path, typer.Argument(help="The edited rulebo
     editor = RulebookEditor(_service())
     try:
         catalog, outcomes = editor.test(rulebook.name, rulebook.text)
-        impact = editor.impact(catalog, editor.service.check_date(as_of))
+        impact = editor.impact(catalog, editor.service.check_date(as_of), rulebook.name)
     except ServiceError as exc:
         for e in exc.errors:
             err.print(f"{file}:{e.get('line')}:{e.get('column')}: {e.get('code')}: {e.get('message')}", markup=False)

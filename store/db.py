@@ -90,7 +90,8 @@ def import_pragmas(engine: Engine) -> Iterator[None]:
 # -> 7.1 s for a million subjects' obligations on 2 cores, table cached, default page cache
 # (with import_pragmas' 1 GB cache the sort is one run and takes ~21 s with or without them).
 SORT_THREADS = min(os.cpu_count() or 1, 8)
-DEFERRABLE_INDEXES = ("ix_obligations_target", "ix_obligations_department", "ix_obligations_obligation_key")
+DEFERRABLE_INDEXES = ("ix_obligations_target", "ix_obligations_department", "ix_obligations_obligation_key",
+                      "ix_records_route")
 
 
 def _deferrable() -> list:

@@ -22,12 +22,14 @@ from engine.lint import lint_texts
 from engine.rulebook_diff import structural_diff, text_diff
 from engine.testing import run_rulebook_tests
 
+from .affected import subjects_reading
 from .rulebook_store import StaleRevision
 from .service import Publication, Service, ServiceError
 
 __all__ = ["RulebookEditor"]
 
 SAMPLES = 5
+IMPACT_BATCH = 2000  # subjects read per batch by a dry run
 
 
 def _diagnostics_error(diagnostics) -> ServiceError:
@@ -121,21 +123,24 @@ class RulebookEditor:
         catalog, outcomes = self.test(name, info.text)
         tests = {"passed": sum(o.passed for o in outcomes), "failed": sum(not o.passed for o in outcomes),
                  "failures": [{"name": o.name, "failures": o.failures} for o in outcomes if not o.passed]}
-        impact = self.impact(catalog, as_of)
+        impact = self.impact(catalog, as_of, name)
         return {"rulebook": name, "revision": revision, "as_of": as_of, "tests": tests, **impact}
 
-    def impact(self, catalog, as_of: str) -> dict:
-        """Obligations that would appear, disappear or change on `as_of`, and eligibility that would flip."""
+    def impact(self, catalog, as_of: str, name: str) -> dict:
+        """Obligations that would appear, disappear or change on `as_of`, and eligibility that would
+        flip, if `catalog` (with rulebook `name` changed) were in force. Only the subjects the change
+        can affect are evaluated (store/affected.py), as a publish re-materialises only those."""
         old = self.service.current_history().at(as_of).evaluator
         new = Evaluator(catalog)
+        codes = subjects_reading(self.service.repository, [old.catalog, catalog], {name})
         day = date.fromisoformat(as_of)
         per_department = defaultdict(lambda: {"appear": 0, "disappear": 0, "change": 0})
         per_measure = defaultdict(lambda: {"appear": 0, "disappear": 0, "change": 0, "samples": []})
         flips = defaultdict(lambda: {"became_ineligible": 0, "became_eligible": 0, "samples": []})
         subjects = 0
         repository = self.service.repository
-        for batch in repository.codes_with_records():
-            for bundle in repository.load_bundles(batch).values():
+        for start in range(0, len(codes), IMPACT_BATCH):
+            for bundle in repository.load_bundles(codes[start:start + IMPACT_BATCH]).values():
                 subjects += 1
                 before = {self._key(a): a for a in old.evaluate(bundle, day).actions}
                 after = {self._key(a): a for a in new.evaluate(bundle, day).actions}

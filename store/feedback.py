@@ -70,7 +70,7 @@ class Feedback:
             raise ServiceError("missing_actor", "`by` must name who reports", errors=[{"field": "by", "value": by}])
         with self.engine.connect() as c:
             owners = set(c.execute(select(ObligationRow.department).where(
-                ObligationRow.generation == Repository._current_generation(),
+                Repository.answering_now(),
                 ObligationRow.obligation_key == key).distinct()).scalars())
         if not owners:
             raise ServiceError("unknown_obligation", f"no obligation with key {key!r}", status=404,
@@ -130,7 +130,7 @@ class Feedback:
         query = (select(ObligationRow.department, marks.c.state, func.count().label("n"), func.sum(late).label("late"))
                  .select_from(ObligationRow)
                  .outerjoin(marks, marks.c.obligation_key == ObligationRow.obligation_key)
-                 .where(ObligationRow.generation == Repository._current_generation(),
+                 .where(Repository.answering_now(),
                         Repository._in_force(as_of), ObligationRow.status != "suspended")
                  .group_by(ObligationRow.department, marks.c.state))
         counts: dict[str, dict] = {}

@@ -12,8 +12,9 @@ from datetime import date
 
 from engine.compiler import CompiledCatalog, compile_texts
 from engine.evaluator import Evaluator
+from engine.reads import rulebooks_reached
 
-__all__ = ["Era", "CatalogHistory", "BEGINNING"]
+__all__ = ["Era", "Span", "CatalogHistory", "BEGINNING"]
 
 BEGINNING = "0001-01-01"
 _DAYS_REMEMBERED = 4096
@@ -32,6 +33,10 @@ class Era:
         return self.catalog.revisions
 
 
+# [start, end) and the era whose catalog judges a subject over it (store/rows.py)
+Span = tuple[str, str | None, Era]
+
+
 class CatalogHistory:
     """Eras in date order; `at(day)` is the one in force on `day`."""
 
@@ -40,6 +45,31 @@ class CatalogHistory:
             raise ValueError("a catalog history needs at least one era")
         self.eras = sorted(eras, key=lambda e: e.start)
         self._by_day: dict[str, Era] = {}  # at()'s answers: every check asks for its as_of
+        self._spans: dict[frozenset, list[Span]] = {}  # spans()'s answers, by the records' keys
+
+    def spans(self, keys: frozenset) -> list[Span]:
+        """The eras, as a subject whose records have these (kind, key, grade) needs them: adjacent
+        eras in which every rulebook its records reach (engine/reads.py) has the same revision are
+        one span, judged by the first of them. The other rulebooks give such a subject nothing, so
+        a publication of a rulebook that does not read its records adds no date at which it is
+        judged afresh: materialising it costs the same after any number of such publications."""
+        found = self._spans.get(keys)
+        if found is None:
+            found = []
+            last = None
+            for era in self.eras:
+                reached = rulebooks_reached(era.catalog, keys)
+                signature = tuple(sorted((name, era.revisions.get(name)) for name in reached))
+                if found and signature == last:
+                    start, _, first = found[-1]
+                    found[-1] = (start, era.end, first)
+                else:
+                    found.append((era.start, era.end, era))
+                last = signature
+            if len(self._spans) >= _DAYS_REMEMBERED:  # a population has few combinations; bound them all the same
+                self._spans.clear()
+            self._spans[keys] = found
+        return found
 
     @classmethod
     def build(cls, publications: list, vocab, cache: dict | None = None) -> "CatalogHistory":

@@ -307,7 +307,7 @@ class Lifecycle:
                 select(ObligationRow.measure, ObligationRow.target_code, ObligationRow.rule, ObligationRow.department,
                        ObligationRow.valid_from, ObligationRow.valid_until, ObligationRow.provenance,
                        ObligationRow.obligation_key)
-                .where(ObligationRow.generation == Repository._current_generation(),
+                .where(Repository.answering_now(),
                        ObligationRow.source_subject == subject, ObligationRow.valid_until.is_not(None)))]
         for case in cases:
             case["lifted"] = []

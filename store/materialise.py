@@ -61,43 +61,53 @@ class Materialiser:
 
     def rebuild(self, progress: Callable[[int], None] | None = None,
                 with_switch: Callable[[Connection, int], None] | None = None,
-                pool: "Pool | None" = None) -> tuple[int, int]:
-        """Re-materialise every subject into a new generation, then switch to it at once;
-        (subjects done, the generation now answering checks).
+                pool: "Pool | None" = None, codes: list[str] | None = None) -> tuple[int, int]:
+        """Re-materialise every subject (or only `codes`: the subjects a change can affect,
+        store/affected.py) into a new generation, then switch to it at once; (subjects
+        re-materialised, the generation now answering checks).
 
         Checks running meanwhile keep reading the old generation: they never see a catalog
-        half applied. The caller holds the cluster lock (store/cluster_lock.py), so no record
-        push, import or other rebuild, in any process, writes obligations meanwhile; the
-        generation number is handed out by the database all the same, and the switch refuses
-        to replace any generation but the one the rebuild started from. `with_switch` writes,
-        in the switch's transaction (with the new generation's number), what must become visible
-        with it (the publications, the rebuild's log entry).
+        half applied. With `codes`, the other subjects' rows are neither read nor written: the
+        affected subjects' new rows are written beside their old ones, which are marked retired
+        from the new generation, and both become true at the switch. The caller holds the
+        cluster lock (store/cluster_lock.py), so no record push, import or other rebuild, in any
+        process, writes obligations meanwhile; the generation number is handed out by the
+        database all the same, and the switch refuses to replace any generation but the one the
+        rebuild started from. What a rebuild that died left behind is undone first
+        (Repository.discard_unswitched). `with_switch` writes, in the switch's transaction (with
+        the new generation's number), what must become visible with it (the publications, the
+        rebuild's log entry).
 
         `pool` runs the rules (store/pool.py, store/dask_pool.py; default: in this process):
         this process reads batch k+1 and writes batch k-1 while the pool evaluates batch k, so
         a server that publishes spends its own CPU on the database work only.
         """
         pool = pool or InlinePool(self.history)
+        self.repository.discard_unswitched()
         current, new = self.repository.allocate_generation()
         replaced_through = self.repository.last_obligation_id()  # every row of the old generations
         cause = {"kind": "rebuild", "generation": new}
+        full = codes is None
+        batches = (self.repository.codes_with_records(self.BATCH) if full
+                   else (codes[i:i + self.BATCH] for i in range(0, len(codes), self.BATCH)))
         total, pending = 0, None
-        for batch in self.repository.codes_with_records(self.BATCH):
+        for batch in batches:
             rows = self.repository.load_rows(batch)
             computing = (batch, pool.submit(list(rows.values())))
             if pending is not None:
-                total += self._write(*pending, new, cause, progress)
+                total += self._write(*pending, new, cause, progress, full)
             pending = computing
         if pending is not None:
-            total += self._write(*pending, new, cause, progress)
+            total += self._write(*pending, new, cause, progress, full)
         switched = (lambda connection: with_switch(connection, new)) if with_switch else None
-        self.repository.switch_generation(new, expected=current, with_switch=switched, through_id=replaced_through)
+        self.repository.switch_generation(new, expected=current, with_switch=switched, through_id=replaced_through,
+                                          full=full)
         return total, new
 
     def _write(self, codes: list[str], future, generation: int, cause: dict,
-               progress: Callable[[int], None] | None) -> int:
+               progress: Callable[[int], None] | None, full: bool) -> int:
         computed = future.result()
-        self.repository.replace_obligations(codes, computed, generation, cause)
+        self.repository.replace_obligations(codes, computed, generation, cause, incremental=not full)
         if progress:
             progress(len(codes))
         return len(computed)

@@ -44,7 +44,12 @@ class RecordRow(Base):
     document: Mapped[str | None] = mapped_column(String(200))
     raw: Mapped[dict] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_records_other", "other"),)
+    __table_args__ = (
+        Index("ix_records_other", "other"),
+        # which subjects hold what a rulebook's rules read (store/affected.py): a publish finds
+        # the subjects it can affect from this index alone
+        Index("ix_records_route", "kind", "list", "scheme", "severity", "grade", "subject_code"),
+    )
 
 
 class ObligationRow(Base):
@@ -69,7 +74,8 @@ class ObligationRow(Base):
     provenance: Mapped[dict] = mapped_column(JSON)  # records, basis, suspended_by, assigned_as, names
     valid_from: Mapped[str] = mapped_column(String(10))
     valid_until: Mapped[str | None] = mapped_column(String(10))
-    generation: Mapped[int] = mapped_column(Integer, default=0)  # see CatalogState
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # the first generation it answers in (CatalogState)
+    retired_in: Mapped[int | None] = mapped_column(Integer)  # the first it no longer answers in (None: still does)
     # the same duty across re-materialisations: hash of source_subject, target_code, measure, rule
     obligation_key: Mapped[str] = mapped_column(String(24), default="", index=True)
 
@@ -79,6 +85,10 @@ class ObligationRow(Base):
         # replace_obligations deletes by source subject within a generation: without this index
         # SQLite picked a generation scan (42 ms per 500 subjects instead of 3.5 ms)
         Index("ix_obligations_source_generation", "source_subject", "generation"),
+        # the rows an incremental publish retired (deleted after its switch) or would have
+        # retired (restored when it died half-way): few at any time, so a partial index
+        Index("ix_obligations_retired", "retired_in", sqlite_where=text("retired_in IS NOT NULL"),
+              postgresql_where=text("retired_in IS NOT NULL")),
     )
 
 
@@ -94,11 +104,13 @@ class CatalogState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
     allocated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # highest number handed out
+    # the generation of the last full re-materialisation: rows of older generations answer nothing
+    base: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Rebuild(Base):
-    """One re-materialisation of every subject (a publish, a rollback, rulebooks loaded from
-    disk) with its progress, written by the process doing it so that any process can show it.
+    """One re-materialisation (a publish, a rollback, rulebooks loaded from disk), of every
+    subject or of those the change can affect, with its progress, written by the process doing it so that any process can show it.
     A rebuild that died (its process killed) is marked `abandoned` by the next start: the
     generation it was building never answered a check."""
 
@@ -106,6 +118,7 @@ class Rebuild(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # publish | rollback | load
+    scope: Mapped[str] = mapped_column(String(16), default="full", server_default="full")  # full | incremental
     rulebooks: Mapped[str] = mapped_column(Text)  # name@revision from effective_from, comma-separated
     actor: Mapped[str] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(16))  # running | done | failed | abandoned

@@ -13,7 +13,7 @@ from .repository import now_iso
 
 __all__ = ["RebuildLog"]
 
-_FIELDS = ("id", "kind", "rulebooks", "actor", "state", "total", "done", "generation", "started_at", "updated_at",
+_FIELDS = ("id", "kind", "scope", "rulebooks", "actor", "state", "total", "done", "generation", "started_at", "updated_at",
            "message")
 
 
@@ -25,11 +25,12 @@ class RebuildLog:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def start(self, kind: str, rulebooks: str, actor: str, total: int) -> int:
+    def start(self, kind: str, rulebooks: str, actor: str, total: int, scope: str = "full") -> int:
+        """A running rebuild's entry; `scope`: full (every subject) or incremental (those affected)."""
         stamp = now_iso()
         with self.engine.begin() as c:
             return c.execute(Rebuild.__table__.insert().values(
-                kind=kind, rulebooks=rulebooks, actor=actor, state="running", total=total, done=0, generation=None,
+                kind=kind, scope=scope, rulebooks=rulebooks, actor=actor, state="running", total=total, done=0, generation=None,
                 started_at=stamp, updated_at=stamp, message="")).inserted_primary_key[0]
 
     def progress(self, rebuild_id: int, done: int) -> None:

@@ -7,6 +7,7 @@ indexed queries.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,11 @@ __all__ = ["Repository", "Saved", "BundleRows", "CheckRead", "GenerationConflict
 # The PostgreSQL channel a generation switch notifies (store/catalog_watch.py listens on it).
 CATALOG_CHANNEL = "jointcredit_catalog"
 DROP_BATCH = 2000  # obligation ids per transaction when a replaced generation is deleted
+# Which rows answer checks in generation G, with base B (CatalogState): those written in a
+# generation from B (the last full rebuild) to G, and not retired by a generation up to G.
+# Parameters: B, G, G.
+_ANSWERING_SQL = ("{table}.generation >= {mark} AND {table}.generation <= {mark} "
+                  "AND ({table}.retired_in IS NULL OR {table}.retired_in > {mark})")
 
 _RECORD_FIELDS = ("kind", "list", "scheme", "grade", "severity", "category", "type", "other", "status", "start",
                   "expires_on", "status_on", "department", "document")
@@ -45,6 +51,18 @@ _KIND, _OTHER = _LOAD_COLUMNS.index("kind"), _LOAD_COLUMNS.index("other")
 # what the change feed compares (store/changefeed.py)
 _DIFF_COLUMNS = ("obligation_key", "source_subject", "target_code", "target_relation", "measure", "rule", "department",
                  "status", "effects", "provenance", "valid_from", "valid_until")
+
+
+def _same_rows(old: list[dict], done: Materialised | None) -> bool:
+    """Whether `done` would write exactly the rows `old` (read back, JSON decoded) holds."""
+    new = as_dicts(done) if done is not None else []
+    if len(old) != len(new):
+        return False
+    return sorted(map(_canonical, old)) == sorted(map(_canonical, new))
+
+
+def _canonical(row: dict) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class GenerationConflict(RuntimeError):
@@ -179,15 +197,39 @@ class Repository:
 
     def linked_codes(self, codes: Iterable[str]) -> set[str]:
         """Subjects linked to `codes` by a relation record, in either direction."""
-        codes = set(codes)
+        codes = sorted(set(codes))
         if not codes:
             return set()
         with self.engine.connect() as c:
-            pointing_in = c.execute(select(RecordRow.subject_code).where(RecordRow.kind == "relation",
-                                                                         RecordRow.other.in_(codes))).scalars()
-            pointing_out = c.execute(select(RecordRow.other).where(RecordRow.kind == "relation",
-                                                                   RecordRow.subject_code.in_(codes))).scalars()
-            return (set(pointing_in) | {o for o in pointing_out if o}) - codes
+            pointing_in = select_in(c, "SELECT subject_code FROM records WHERE kind = 'relation' AND other IN ({in})",
+                                    codes)
+            pointing_out = select_in(c, "SELECT other FROM records WHERE kind = 'relation' "
+                                        "AND subject_code IN ({in})", codes)
+        return ({row[0] for row in pointing_in} | {row[0] for row in pointing_out if row[0]}) - set(codes)
+
+    def subjects_holding(self, patterns: Iterable[tuple[str, str | None]]) -> set[str]:
+        """The codes of the subjects holding a record that matches one of `patterns` (engine/reads.py:
+        (kind, None) any record of the kind; else a list code, a rating scheme or "scheme:grade",
+        or a penalty severity), found through ix_records_route."""
+        clauses, parameters = [], []
+        mark = param_mark(self.engine)
+        for kind, key in sorted(patterns, key=lambda p: (p[0], p[1] or "")):
+            column = {"list_entry": "list", "rating": "scheme", "penalty": "severity"}.get(kind)
+            if key is None or column is None:
+                clauses.append(f"kind = {mark}")
+                parameters.append(kind)
+            elif kind == "rating" and ":" in key:
+                scheme, grade = key.split(":", 1)
+                clauses.append(f"(kind = {mark} AND scheme = {mark} AND grade = {mark})")
+                parameters += [kind, scheme, grade]
+            else:
+                clauses.append(f"(kind = {mark} AND {column} = {mark})")
+                parameters += [kind, key]
+        if not clauses:
+            return set()
+        with self.engine.connect() as c:
+            return {row[0] for row in c.exec_driver_sql(
+                f"SELECT DISTINCT subject_code FROM records WHERE {' OR '.join(clauses)}", tuple(parameters))}
 
     def codes_with_records(self, batch: int = 5000) -> Iterator[list[str]]:
         """All subject codes that have at least one record, in batches (for full re-materialisation)."""
@@ -246,11 +288,16 @@ class Repository:
 
     # -- obligations ---------------------------------------------------------------------------
     def replace_obligations(self, sources: Iterable[str], computed: list[Materialised], generation: int | None = None,
-                            cause: dict | None = None) -> None:
-        """Swap the obligations caused by `sources` for `computed` (store/rows.py), in one transaction.
+                            cause: dict | None = None, *, incremental: bool = False) -> int:
+        """Swap the obligations caused by `sources` for `computed` (store/rows.py), in one
+        transaction; how many sources' rows were written.
 
-        Without `generation`, the rows go to the generation that answers checks now; a full
-        rebuild passes the next generation and switches to it at the end (switch_generation).
+        Without `generation`, the rows answering checks now are deleted and the new ones answer
+        at once (a record push). A rebuild passes the generation it builds, which answers from
+        its switch (switch_generation): a full one leaves the old rows for the switch to make
+        stale (CatalogState.base); an `incremental` one marks them `retired_in` that generation,
+        and leaves alone a source whose rows it would write again unchanged, so an affected
+        subject whose obligations do not change costs a read, not a rewrite.
         Either way the difference from the rows answering checks now goes to the change feed
         (store/changefeed.py), tagged with `cause`; a rebuild's entries are stamped at the switch.
         A source with no rows answering checks now (a subject new to the store) takes the
@@ -259,20 +306,28 @@ class Repository:
         sources = list(sources)
         by_code = {m.code: m for m in computed}
         with self.engine.begin() as c:
-            current = c.exec_driver_sql("SELECT generation FROM catalog_state WHERE id = 1").scalar_one()
+            current, base = c.exec_driver_sql("SELECT generation, base FROM catalog_state WHERE id = 1").one()
             old: dict[str, list[dict]] = {}
-            for values in select_in(c, f"SELECT {', '.join(_DIFF_COLUMNS)} FROM obligations "
-                                       "WHERE generation = {m} AND source_subject IN ({in})", sources, (current,)):
-                row = dict(zip(_DIFF_COLUMNS, values))
+            ids: dict[str, list[int]] = {}
+            for values in select_in(c, f"SELECT id, {', '.join(OBLIGATION_COLUMNS)} FROM obligations "
+                                       f"WHERE {_ANSWERING_SQL.format(table='obligations', mark='{m}')} "
+                                       "AND source_subject IN ({in})", sources, (base, current, current)):
+                row = dict(zip(OBLIGATION_COLUMNS, values[1:]))
                 for name in ("effects", "provenance"):
                     if isinstance(row[name], str):  # text from sqlite3 and asyncpg, decoded by psycopg
                         row[name] = loads(row[name])
                 old.setdefault(row["source_subject"], []).append(row)
+                ids.setdefault(row["source_subject"], []).append(values[0])
+            if incremental:
+                unchanged = {code for code in old if _same_rows(old[code], by_code.get(code))}
+                sources = [code for code in sources if code not in unchanged]
+                computed = [m for m in computed if m.code not in unchanged]
+            stale = sorted(i for code in sources for i in ids.get(code, ()))
             if generation is None:
                 generation = current
-                if old:
-                    select_in(c, "DELETE FROM obligations WHERE generation = {m} AND source_subject IN ({in})",
-                              sorted(old), (generation,))
+                select_in(c, "DELETE FROM obligations WHERE id IN ({in})", stale)
+            elif incremental:
+                select_in(c, "UPDATE obligations SET retired_in = {m} WHERE id IN ({in})", stale, (generation,))
             at = now_iso() if generation == current else ""
             tail = (dumps(cause), at, generation)
             insert_many(c, ObligationRow.__table__, (*OBLIGATION_COLUMNS, "generation"),
@@ -290,6 +345,7 @@ class Repository:
                                     *tail))
             changes.sort(key=lambda entry: entry[1])  # by obligation key, as one diff of all the sources gives
             insert_many(c, ObligationChange.__table__, (*CHANGE_COLUMNS, "cause", "at", "generation"), changes)
+        return len(sources)
 
     def generation(self) -> int:
         with self.engine.connect() as c:
@@ -310,10 +366,13 @@ class Repository:
 
     def switch_generation(self, new: int, expected: int | None = None,
                           with_switch: Callable[[Connection], None] | None = None,
-                          through_id: int | None = None) -> None:
-        """Make generation `new` answer checks (one small transaction), then drop the others
-        (drop_generations_except; `through_id`: the rebuild's last_obligation_id before it wrote).
+                          through_id: int | None = None, *, full: bool = True) -> None:
+        """Make generation `new` answer checks (one small transaction), then delete the rows it
+        superseded, a few thousand per transaction.
 
+        `full`: the rebuild wrote every subject, so every older row is stale (`new` becomes the
+        base; `through_id`: the rebuild's last_obligation_id before it wrote). Otherwise (an
+        incremental rebuild) the stale rows are the ones it retired.
         `expected`: the generation the rebuild started from; the switch is refused
         (GenerationConflict) if another one answers checks by now, as it would if two rebuilds
         ran at once. `with_switch` writes what must become visible together with the
@@ -321,7 +380,7 @@ class Repository:
         every process listening on CATALOG_CHANNEL when it commits (store/catalog_watch.py)."""
         state = CatalogState.__table__
         with self.engine.begin() as c:
-            switched = state.update().where(state.c.id == 1).values(generation=new)
+            switched = state.update().where(state.c.id == 1).values(generation=new, **({"base": new} if full else {}))
             if expected is not None:
                 switched = switched.where(state.c.generation == expected)
             if c.execute(switched).rowcount != 1:
@@ -335,7 +394,10 @@ class Repository:
             c.execute(delete(ObligationChange).where(ObligationChange.generation != new, ObligationChange.at == ""))
             if self.engine.dialect.name == "postgresql":
                 c.exec_driver_sql("SELECT pg_notify(%s, %s)", (CATALOG_CHANNEL, str(new)))
-        self.drop_generations_except(new, through_id)
+        if full:
+            self.drop_generations_before(new, through_id)
+        else:
+            self.drop_retired(new)
 
     def last_obligation_id(self) -> int:
         """The highest obligation id so far (0: none); a rebuild notes it before writing, so that
@@ -343,14 +405,21 @@ class Repository:
         with self.engine.connect() as c:
             return c.execute(select(func.max(ObligationRow.id))).scalar() or 0
 
-    def drop_generations_except(self, keep: int, through_id: int | None = None) -> int:
-        """Delete the obligations of every generation but `keep` (with ids up to `through_id`, if
-        known), walking the primary key DROP_BATCH ids per transaction; how many rows went.
+    def drop_generations_before(self, keep: int, through_id: int | None = None) -> int:
+        """Delete the obligations of the generations before `keep` (with ids up to `through_id`,
+        if known), walking the primary key DROP_BATCH ids per transaction; how many rows went.
 
         One DELETE of a replaced generation (~900k rows at 200k subjects) held SQLite's write
         lock, and on PostgreSQL wrote its WAL, for 15-39 s, and every check and decision-log
         append waited behind it. In small transactions the checks and appends go in between.
         The caller holds the cluster lock (nothing else writes obligations meanwhile)."""
+        return self._walk_delete("generation < {m}", (keep,), through_id)
+
+    def _walk_delete(self, condition: str, parameters: tuple, through_id: int | None = None,
+                     step: int | None = None) -> int:
+        """DELETE the obligations matching `condition` ({m}: its parameters), `step` ids per
+        transaction (DROP_BATCH unless given)."""
+        step = step or DROP_BATCH
         mark = param_mark(self.engine)
         top = self.last_obligation_id() if through_id is None else through_id
         with self.engine.connect() as c:
@@ -358,16 +427,62 @@ class Repository:
         if low is None:
             return 0
         dropped = 0
-        for start in range(low - 1, top, DROP_BATCH):
+        for start in range(low - 1, top, step):
             with self.engine.begin() as c:
                 dropped += c.exec_driver_sql(f"DELETE FROM obligations WHERE id > {mark} AND id <= {mark} "
-                                             f"AND generation != {mark}",
-                                             (start, min(start + DROP_BATCH, top), keep)).rowcount
+                                             f"AND {condition.replace('{m}', mark)}",
+                                             (start, min(start + step, top), *parameters)).rowcount
         return dropped
 
+    def drop_retired(self, through: int) -> int:
+        """Delete the rows retired by generation `through` or before, DROP_BATCH per transaction;
+        how many went."""
+        return self._each_retired("DELETE FROM obligations", "<=", through)
+
+    def _each_retired(self, statement: str, comparison: str, generation: int) -> int:
+        """Run `statement` (a DELETE, or an UPDATE of obligations) on the rows retired in a
+        generation `comparison` `generation`, found by the partial index ix_obligations_retired,
+        DROP_BATCH rows per transaction; how many rows it touched."""
+        mark = param_mark(self.engine)
+        touched = 0
+        while True:
+            with self.engine.begin() as c:
+                done = c.exec_driver_sql(
+                    f"{statement} WHERE id IN (SELECT id FROM obligations WHERE retired_in IS NOT NULL "
+                    f"AND retired_in {comparison} {mark} LIMIT {DROP_BATCH})", (generation,)).rowcount
+            touched += done
+            if done < DROP_BATCH:
+                return touched
+
+    def discard_unswitched(self) -> int:
+        """Undo what rebuilds that never switched left behind (their process died, or they failed):
+        their rows deleted, the rows they retired answering again; how many rows were touched.
+
+        Called under the cluster lock, when no rebuild can be running (at start-up, before each
+        rebuild). Until it runs, those rows are invisible to checks (a generation above the one
+        answering, or retired by one), but a later generation would reach them. Costs nothing
+        when every generation handed out was switched to."""
+        state = CatalogState.__table__
+        with self.engine.connect() as c:
+            current, allocated = c.execute(select(state.c.generation, state.c.allocated).where(state.c.id == 1)).one()
+        if allocated <= current:
+            return 0
+        touched = self._each_retired("UPDATE obligations SET retired_in = NULL", ">", current)
+        touched += self._walk_delete("generation > {m}", (current,), step=DROP_BATCH * 10)
+        with self.engine.begin() as c:
+            c.execute(delete(ObligationChange).where(ObligationChange.generation > current, ObligationChange.at == ""))
+            # nothing of the numbers above `current` remains: the next rebuild may take them again
+            c.execute(state.update().where(state.c.id == 1, state.c.generation == current).values(allocated=current))
+        return touched
+
     @staticmethod
-    def _current_generation():
-        return select(CatalogState.generation).where(CatalogState.id == 1).scalar_subquery()
+    def answering_now():
+        """The obligation rows that answer checks now (see _ANSWERING_SQL), as a WHERE clause."""
+        state = CatalogState.__table__
+        current = select(state.c.generation).where(state.c.id == 1).scalar_subquery()
+        base = select(state.c.base).where(state.c.id == 1).scalar_subquery()
+        return ((ObligationRow.generation >= base) & (ObligationRow.generation <= current)
+                & or_(ObligationRow.retired_in.is_(None), ObligationRow.retired_in > current))
 
     @staticmethod
     def _in_force(as_of: str):
@@ -422,15 +537,16 @@ class Repository:
             columns = ", ".join(f"o.{c.name}" for c in ObligationRow.__table__.columns)
             cache["check"] = (
                 f"SELECT s.code IS NOT NULL AS known, q.generation AS read_generation, {columns} "
-                f"FROM (SELECT generation FROM catalog_state WHERE id = 1) AS q "
+                f"FROM (SELECT generation, base FROM catalog_state WHERE id = 1) AS q "
                 f"LEFT JOIN subjects AS s ON s.code = {mark} "
-                f"LEFT JOIN obligations AS o ON o.target_code = {mark} AND o.generation = q.generation "
+                f"LEFT JOIN obligations AS o ON o.target_code = {mark} AND o.generation >= q.base "
+                f"AND o.generation <= q.generation AND (o.retired_in IS NULL OR o.retired_in > q.generation) "
                 f"AND o.valid_from <= {mark} AND (o.valid_until IS NULL OR o.valid_until > {mark})")
             cache["known"] = f"SELECT 1 FROM subjects WHERE code = {mark}"
         return cache["check"]
 
     def obligations_for_department(self, department: str, as_of: str, limit: int = 1000, offset: int = 0) -> list[dict]:
-        query = (select(ObligationRow).where(ObligationRow.generation == self._current_generation(),
+        query = (select(ObligationRow).where(self.answering_now(),
                                              ObligationRow.department == department, self._in_force(as_of))
                  .order_by(ObligationRow.target_code, ObligationRow.measure).limit(limit).offset(offset))
         with self.engine.connect() as c:

@@ -10,7 +10,7 @@ checks the guess against the rows it finds and diffs properly when it is wrong.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from operator import itemgetter
 
 from engine.bundle import Bundle
@@ -77,14 +77,49 @@ def _clip(intervals: list[ObligationInterval], start: str, end: str | None) -> l
     return kept
 
 
-def intervals(history: CatalogHistory, bundle: Bundle) -> list[ObligationInterval]:
-    """The bundle's obligations over all time, each era judged by the catalog in force then."""
+def intervals(history: CatalogHistory, bundle: Bundle, every_era: bool = False) -> list[ObligationInterval]:
+    """The bundle's obligations over all time, each era judged by the catalog in force then;
+    only the eras at whose start a rulebook its records reach changes are judged apart
+    (CatalogHistory.spans), and an obligation that an era boundary cut but that goes on the same
+    after it is one interval again (_joined). `every_era`: judge each era apart all the same,
+    the definition the spans shortcut must agree with (tests/test_incremental_publish.py)."""
     found = []
-    for era in history.eras:
-        for interval in _clip(obligation_timeline(era.evaluator, bundle), era.start, era.end):
+    keys = frozenset((r.kind, r.key, r.grade) for r in bundle.records)
+    spans = [(era.start, era.end, era) for era in history.eras] if every_era else history.spans(keys)
+    for start, end, era in spans:
+        for interval in _clip(obligation_timeline(era.evaluator, bundle), start, end):
             interval.revision = era.revisions.get(interval.rulebook, "")
             found.append(interval)
-    return found
+    return _joined(found)
+
+
+_SAME_EXCEPT = ("valid_from", "valid_until", "ended_by", "ended_by_record")
+
+
+def _content(i: ObligationInterval) -> tuple:
+    return tuple(getattr(i, f.name) if not isinstance(getattr(i, f.name), list) else repr(getattr(i, f.name))
+                 for f in fields(ObligationInterval) if f.name not in _SAME_EXCEPT)
+
+
+def _joined(found: list[ObligationInterval]) -> list[ObligationInterval]:
+    """`found` with each interval cut at an era boundary (ended_by rulebook_revision) joined to
+    the one that starts there and says the same (same action, department, status, effects,
+    records, revision): one row, not a split that no change explains."""
+    if len(found) < 2:
+        return found
+    open_at: dict[tuple, ObligationInterval] = {}  # (content, valid_until) of an interval cut at a boundary
+    out: list[ObligationInterval] = []
+    for i in sorted(found, key=lambda i: i.valid_from):
+        before = open_at.pop((_content(i), i.valid_from), None)
+        if before is not None:
+            before.valid_until, before.ended_by, before.ended_by_record = i.valid_until, i.ended_by, i.ended_by_record
+            i = before
+        else:
+            out.append(i)
+        if i.ended_by == "rulebook_revision" and i.valid_until is not None:
+            open_at[(_content(i), i.valid_until)] = i
+    out.sort(key=lambda i: (i.target_code, i.measure, i.rule, i.valid_from))
+    return out
 
 
 def _row(i: ObligationInterval, details: dict[str, dict]) -> dict:
@@ -119,9 +154,9 @@ def _effects_json(effects: list[dict]) -> str:
     return text
 
 
-def materialise(history: CatalogHistory, bundle: Bundle) -> Materialised:
-    """The rows to store for `bundle`'s subject as a source of obligations."""
-    found = intervals(history, bundle)
+def materialise(history: CatalogHistory, bundle: Bundle, every_era: bool = False) -> Materialised:
+    """The rows to store for `bundle`'s subject as a source of obligations (`every_era`: see intervals)."""
+    found = intervals(history, bundle, every_era)
     done = Materialised(bundle.subject.code)
     if not found:
         return done

@@ -25,6 +25,7 @@ from catalog.vocabulary import load_vocabulary
 from engine.loader import revision_of
 from engine.resources import default_rulebook_dir
 
+from .affected import affected_subjects
 from .catalog_watch import CatalogWatcher
 from .checkpointer import WalCheckpointer
 from .cluster_lock import ClusterLock
@@ -50,6 +51,8 @@ DEMO = Path(__file__).resolve().parent.parent / "demo" / "bundles.jsonl"
 _GENERATIONS_KEPT = 2  # catalogs kept: a check read just before a switch still reports its own revisions
 _BATCH_TRIES = 3
 REBUILD_POOL_MIN = 20_000  # subjects from which a rebuild runs its rules in worker processes
+# a change affecting more than this share of the subjects rewrites everyone (a full rebuild)
+FULL_REBUILD_SHARE = 0.5
 
 
 class ServiceError(JointCreditError):
@@ -141,6 +144,7 @@ class Service:
             self.rulebook_store = RulebookStore(self.engine)
             self.rebuilds = RebuildLog(self.engine)
             abandoned = self.rebuilds.abandon_running()  # under the lock: none can be running
+            self.repository.discard_unswitched()  # and undo what they wrote
             if abandoned:
                 log.warning("%d rebuild(s) were stopped half-way (their process died); the generation before "
                             "each stayed in force", abandoned)
@@ -193,11 +197,12 @@ class Service:
         return bool(new)
 
     def put_in_force(self, new: list["Publication"]) -> dict:
-        """Put publications in force: every subject re-materialised under the catalog with
-        them into a new generation, which is switched to in the same transaction that writes
-        the publications. The caller holds the cluster lock and has checked them (tests,
-        dates). The rebuild's progress goes to the rebuilds' log (store/rebuilds.py); returns
-        its entry once done."""
+        """Put publications in force: the subjects they can affect (store/affected.py; every
+        subject when most are, or when nothing was in force before) re-materialised under the
+        catalog with them into a new generation, which is switched to in the same transaction
+        that writes the publications; every other subject's rows stay as they are. The caller
+        holds the cluster lock and has checked them (tests, dates). The rebuild's progress goes
+        to the rebuilds' log (store/rebuilds.py); returns its entry once done."""
         if not self.cluster_lock.held:
             raise RuntimeError("put_in_force needs the cluster lock (Service.writing)")
         publications = sorted([*self.rulebook_store.publications(), *new],
@@ -205,8 +210,15 @@ class Service:
         with self._reload_lock:
             history = CatalogHistory.build(publications, load_vocabulary(), self._era_cache)
         subjects = self.repository.count_subjects()
+        codes = None
+        if self.history is not None and self.repository.has_obligations():
+            codes = affected_subjects(self.repository, self.history, history)
+            if len(codes) > FULL_REBUILD_SHARE * subjects:
+                codes = None  # rewriting everyone costs less than retiring most rows one by one
+        total = subjects if codes is None else len(codes)
         rebuild = self.rebuilds.start(new[0].action, ", ".join(f"{p.name}@{revision_of(p.text)} from {p.effective_from}"
-                                                               for p in new), new[0].actor, subjects)
+                                                               for p in new), new[0].actor, total,
+                                      "full" if codes is None else "incremental")
         done = 0
 
         def progress(subjects: int) -> None:
@@ -221,9 +233,9 @@ class Service:
                                                       stamp=p.published_at)
             self.rebuilds.finish(connection, rebuild, generation)
 
-        pool = self._rebuild_pool(history, subjects)
+        pool = self._rebuild_pool(history, total)
         try:
-            _, generation = Materialiser(self.repository, history).rebuild(progress, switching, pool)
+            _, generation = Materialiser(self.repository, history).rebuild(progress, switching, pool, codes)
         except BaseException as exc:
             self.rebuilds.fail(rebuild, f"{type(exc).__name__}: {exc}")
             raise

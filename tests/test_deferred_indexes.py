@@ -28,7 +28,7 @@ def _write(path, objs):
 
 def _indexes(engine) -> set[str]:
     inspector = inspect(engine)
-    return {i["name"] for table in ("obligations", "obligation_changes") for i in inspector.get_indexes(table)}
+    return {i["name"] for table in ("obligations", "obligation_changes", "records") for i in inspector.get_indexes(table)}
 
 
 def _requested_checkpoints(engine) -> int:

@@ -16,7 +16,7 @@ from test_rulebook_bounds import HOSTILE, too_deep
 def test_a_new_rulebook_past_a_bound_is_422_at_its_place(client, keys, text, code, line, column):
     started = time.perf_counter()
     r = client.put("/v1/rulebooks/zzbomb", json={"text": text, "comment": "hostile"}, headers=auth(keys["finance"]))
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 30  # unbounded, the bomb took minutes and gigabytes; loaded CI took 11 s
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["code"] == "rulebook_invalid"
