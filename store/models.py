@@ -93,11 +93,13 @@ class ObligationRow(Base):
 
 
 class CatalogState(Base):
-    """Which generation of obligations answers checks. A full re-materialisation (a publish)
-    writes a new generation beside the old one and switches this row in one transaction,
-    together with the publications it applies, so readers see the old catalog's obligations
-    or the new one's, never a mixture, and every process can tell from `generation` alone
-    whether the catalog it compiled is still the one in force."""
+    """Which generation of obligations answers checks. A publish writes the rows of the subjects
+    it re-materialises into a new generation beside the old ones (retiring their old rows from
+    it) and switches this row in one transaction, together with the publications it applies,
+    so readers see the old catalog's obligations or the new one's, never a mixture, and every
+    process can tell from `generation` alone whether the catalog it compiled is still the one
+    in force. A row answers in generation G when base <= its generation <= G and it is not
+    retired by G (store/repository.py _ANSWERING_SQL)."""
 
     __tablename__ = "catalog_state"
 
