@@ -19,6 +19,12 @@ so latency at `--concurrency` in flight is queueing at saturation (Little's law)
 request k is due at start + k/R and its latency is counted from its due time, so a server that
 falls behind is charged for the wait (no coordinated omission).
 
+For a run whose length is not known in advance (bench.publish: checks while a rulebook is
+published), `--until-signal` ends the measured run on SIGTERM or SIGINT, after the requests in
+flight, and writes the result as usual (`--checks` and `--max-seconds` still bound it), and
+`--timeline` puts every measured request in the result as [t0, latency, status], t0 on the
+machine's monotonic clock, so that the caller can attribute each request to its own phases.
+
 Two clients:
 - `raw` (default): asyncio (uvloop when installed) with a minimal HTTP/1.1 client over
   keep-alive streams; it costs the client some 30-60 µs of CPU per request, so that on a
@@ -35,6 +41,7 @@ import ipaddress
 import json
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -141,7 +148,8 @@ def _bodies(entries: list[dict]) -> list[bytes]:
 # -- raw asyncio client ---------------------------------------------------------------------
 async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: list[bytes], offset: int, count: int,
                      concurrency: int, deadline: float, tally: _Tally | None, latencies: list[float],
-                     rate: float | None = None, lags: list[float] | None = None) -> tuple[float, bool]:
+                     rate: float | None = None, lags: list[float] | None = None,
+                     timeline: list[tuple] | None = None, stop: threading.Event | None = None) -> tuple[float, bool]:
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             + (f"Authorization: Bearer {key}\r\n" if key else "") + "Content-Length: ").encode()
     requests = [head + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
@@ -158,12 +166,16 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
                 if perf() > deadline:
                     state["truncated"] = True
                     return
+                if stop is not None and stop.is_set():
+                    return
                 state["next"] = k + 1
                 i = offset + k
                 if rate:  # open loop: request k is due at start + k / rate, and its latency counts from then
                     t0 = state["start"] + k / rate
                     while (wait := t0 - perf()) > 0:  # uvloop's timers round to 1 ms and may fire early
                         await asyncio.sleep(wait)
+                    if stop is not None and stop.is_set():  # told to stop while it waited: not sent
+                        return
                     if lags is not None:  # how late the client itself sent it (counted in its latency)
                         lags.append(perf() - t0)
                 else:
@@ -181,6 +193,8 @@ async def _raw_phase(host: str, port: int, path: str, key: str | None, bodies: l
                 latencies.append(t1 - t0)
                 if tally is not None:
                     tally.add(i, status, body)
+                if timeline is not None:
+                    timeline.append((t0, t1 - t0, status))
         finally:
             writer.close()
 
@@ -239,8 +253,13 @@ def _httpx_phase(url: str, key: str | None, bodies: list[bytes], offset: int, co
 
 def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: int, key: str | None = None,
         client: str = "raw", max_seconds: float = 300.0, sanity: bool = True, offset: int = 0,
-        rate: float | None = None) -> dict:
-    """One warm-up plus one measured run; returns the summary (latencies in ms)."""
+        rate: float | None = None, timeline: bool = False, stop: threading.Event | None = None) -> dict:
+    """One warm-up plus one measured run; returns the summary (latencies in ms).
+
+    `timeline`: the result carries every measured request as [due or send time, latency, status]
+    (seconds, perf_counter: CLOCK_MONOTONIC on Linux, the same clock in every process), so that
+    another process can tell which requests fell in which of its own time windows. `stop`: the
+    measured run ends early, after the requests in flight, once the event is set (raw client)."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     _check_loopback(host)
@@ -251,6 +270,7 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
     lags: list[float] = []
+    records: list[tuple] | None = [] if timeline else None
 
     def phase(offset, count, deadline, tally, latencies):
         if client == "raw":
@@ -260,9 +280,10 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
             except ImportError:
                 runner = asyncio.run
             return runner(_raw_phase(host, port, path, key, bodies, offset, count, concurrency, deadline, tally,
-                                     latencies, rate if tally is not None else None, lags))
-        if rate:
-            raise SystemExit("--rate needs the raw client")
+                                     latencies, rate if tally is not None else None, lags,
+                                     records if tally is not None else None, stop if tally is not None else None))
+        if rate or timeline or stop is not None:
+            raise SystemExit("--rate, --timeline and --until-signal need the raw client")
         return _httpx_phase(url, key, bodies, offset, count, concurrency, deadline, tally, latencies)
 
     warm_lat: list[float] = []
@@ -289,6 +310,14 @@ def run(url: str, entries: list[dict], checks: int, warmup: int, concurrency: in
                        "send_lag_p99_ms": round(_percentile(ordered, 99) * 1000, 3),
                        "send_lag_max_ms": round(ordered[-1] * 1000, 3)})
     result.update(tally.to_dict())
+    if stop is not None:
+        result["stopped"] = stop.is_set()
+    if records is not None:
+        result["timeline"] = {
+            "clock": "time.perf_counter (CLOCK_MONOTONIC on Linux: comparable across processes)",
+            "monotonic_minus_perf_counter": time.monotonic() - time.perf_counter(),
+            "fields": ["t0_s", "latency_s", "status"],
+            "requests": [[round(t0, 6), round(lat, 6), status] for t0, lat, status in records]}
     return result
 
 
@@ -307,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
                              "in flight), latency counted from each request's due time")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time bound of each phase")
     parser.add_argument("--no-sanity", action="store_true", help="do not read `eligible` (the bare endpoint)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="put every measured request in the result: [t0, latency, status] (raw client)")
+    parser.add_argument("--until-signal", action="store_true",
+                        help="SIGTERM or SIGINT ends the measured run (after the requests in flight) and the "
+                             "result is written as usual; --checks and --max-seconds still bound it (raw client)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--out", default="-")
     args = parser.parse_args(argv)
@@ -314,8 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     with open(args.requests, encoding="utf-8") as handle:
         entries = json.load(handle)
+    stop = None
+    if args.until_signal:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     result = run(args.url, entries, args.checks, args.warmup, args.concurrency, key=args.key, client=args.client,
-                 max_seconds=args.max_seconds, sanity=not args.no_sanity, offset=args.offset, rate=args.rate)
+                 max_seconds=args.max_seconds, sanity=not args.no_sanity, offset=args.offset, rate=args.rate,
+                 timeline=args.timeline, stop=stop)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out == "-":
         print(text)

@@ -304,8 +304,8 @@ def run_import(url: str, path: Path) -> dict:
     return result
 
 
-def create_key(url: str) -> str:
-    done = subprocess.run([JOINTCREDIT, "keys", "create", "--role", "system", "--name", "bench-service"], cwd=ROOT,
+def create_key(url: str, role: str = "system", name: str = "bench-service") -> str:
+    done = subprocess.run([JOINTCREDIT, "keys", "create", "--role", role, "--name", name], cwd=ROOT,
                           env=_env(url), capture_output=True, text=True, check=True)
     key = done.stdout.strip().splitlines()[-1].strip()
     if not key.startswith("jc_"):
@@ -404,14 +404,17 @@ def wait_for_quiet(limit_s: float, threshold: float = 0.25, what: str = "") -> d
 
 
 class Server:
-    """One uvicorn process serving `app`, pinned to one CPU."""
+    """One uvicorn process serving `app`, pinned to one CPU (cpu=None: free to use every CPU,
+    whatever this process is pinned to), with `workers` uvicorn worker processes."""
 
-    def __init__(self, name: str, app: str, env: dict, cpu: int, log_dir: Path):
+    def __init__(self, name: str, app: str, env: dict, cpu: int | None, log_dir: Path, workers: int = 1):
         self.name, self.app, self.env, self.cpu = name, app, env, cpu
         self.port = free_port()
         self.log_path = log_dir / f"server-{name}.log"
         self.proc: subprocess.Popen | None = None
-        self.command = [PYTHON, "-m", "uvicorn", app, *UVICORN_OPTIONS, "--port", str(self.port)]
+        options = list(UVICORN_OPTIONS)
+        options[options.index("--workers") + 1] = str(workers)
+        self.command = [PYTHON, "-m", "uvicorn", app, *options, "--port", str(self.port)]
 
     @property
     def base(self) -> str:
@@ -419,10 +422,10 @@ class Server:
 
     def start(self, timeout: float = 900) -> float:
         log = open(self.log_path, "w")
-        cpu = self.cpu
+        cpus = set(range(os.cpu_count() or 1)) if self.cpu is None else {self.cpu}
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                                     preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         log.close()
         while True:
             if self.proc.poll() is not None:
@@ -470,13 +473,13 @@ def smoke(url: str, key: str | None, entry: dict) -> dict:
     return response.json()
 
 
-def loadgen(server: Server, path: str, key: str | None, requests_file: Path, *, checks: int, concurrency: int,
-            offset: int, sanity: bool, client: str, max_seconds: float, out_dir: Path, label: str,
-            rate: float | None = None) -> dict:
-    out = out_dir / f"loadgen-{server.name}-{label}.json"
+def loadgen_command(server: Server, path: str, key: str | None, requests_file: Path, out: Path, *, checks: int,
+                    concurrency: int, offset: int, sanity: bool, client: str, max_seconds: float,
+                    rate: float | None = None, extra: tuple[str, ...] = ()) -> tuple[list[str], dict]:
+    """The bench.loadgen command line (pinned to CLIENT_CPU, no warm-up) and its environment (the key)."""
     cmd = [PYTHON, "-m", "bench.loadgen", "--url", server.base + path, "--requests", str(requests_file),
            "--checks", str(checks), "--warmup", "0", "--offset", str(offset), "--concurrency", str(concurrency),
-           "--client", client, "--max-seconds", str(max_seconds), "--cpu", str(CLIENT_CPU), "--out", str(out)]
+           "--client", client, "--max-seconds", str(max_seconds), "--cpu", str(CLIENT_CPU), "--out", str(out), *extra]
     if not sanity:
         cmd.append("--no-sanity")
     if rate:
@@ -486,6 +489,15 @@ def loadgen(server: Server, path: str, key: str | None, requests_file: Path, *, 
         env["JC_BENCH_KEY"] = key
     else:
         env.pop("JC_BENCH_KEY", None)
+    return cmd, env
+
+
+def loadgen(server: Server, path: str, key: str | None, requests_file: Path, *, checks: int, concurrency: int,
+            offset: int, sanity: bool, client: str, max_seconds: float, out_dir: Path, label: str,
+            rate: float | None = None) -> dict:
+    out = out_dir / f"loadgen-{server.name}-{label}.json"
+    cmd, env = loadgen_command(server, path, key, requests_file, out, checks=checks, concurrency=concurrency,
+                               offset=offset, sanity=sanity, client=client, max_seconds=max_seconds, rate=rate)
     quiet = wait_for_quiet(QUIET_WAIT_S, what=f" ({server.name} {label})") if label != "warmup" else None
     cpu0 = server.cpu_s()
     watch = CpuWatch()
@@ -1027,6 +1039,20 @@ def _problems(report: dict) -> list[str]:
 
 
 def _meta(args, backend: str) -> dict:
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "backend": backend,
+        "subjects": args.subjects, "seed": args.seed, "as_of": AS_OF, "checks": args.checks, "warmup": args.warmup,
+        "concurrency": args.concurrency, "latency_checks": args.latency_checks, "client": args.client,
+        "listed_share": args.listed_share, "pool": args.pool, "max_seconds_per_phase": args.max_seconds,
+        "uvicorn": "python -m uvicorn APP " + " ".join(UVICORN_OPTIONS) + " --port P",
+        "pinning": {"server": SERVER_CPU, "client": CLIENT_CPU, "import": "not pinned",
+                    "database_server": "not pinned (PostgreSQL's own processes)" if backend == "postgresql" else "in-process (SQLite)"},
+        **machine_meta(),
+    }
+
+
+def machine_meta() -> dict:
+    """The machine, the Python packages that serve a check, and the commit measured."""
     def git(*cmd):
         try:
             return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -1048,13 +1074,6 @@ def _meta(args, backend: str) -> dict:
         except Exception:  # noqa: BLE001
             versions[pkg] = None
     return {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "backend": backend,
-        "subjects": args.subjects, "seed": args.seed, "as_of": AS_OF, "checks": args.checks, "warmup": args.warmup,
-        "concurrency": args.concurrency, "latency_checks": args.latency_checks, "client": args.client,
-        "listed_share": args.listed_share, "pool": args.pool, "max_seconds_per_phase": args.max_seconds,
-        "uvicorn": "python -m uvicorn APP " + " ".join(UVICORN_OPTIONS) + " --port P",
-        "pinning": {"server": SERVER_CPU, "client": CLIENT_CPU, "import": "not pinned",
-                    "database_server": "not pinned (PostgreSQL's own processes)" if backend == "postgresql" else "in-process (SQLite)"},
         "python": platform.python_version(), "platform": platform.platform(), "cpu_model": cpu_model,
         "cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "versions": versions, "git_commit": git("rev-parse", "--short", "HEAD"),
@@ -1214,12 +1233,17 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out_dir) / f"service-{backend}.json"
         if args.subjects < 1_000_000 and args.out_dir == str(RESULTS):
             out = Path(args.out_dir) / f"service-{backend}-{args.subjects}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        print_table(report)
-        say(f"written {out}")
+        write_report(out, report, print_table)
         status |= 1 if report["problems"] else 0
     return status
+
+
+def write_report(out: Path, report: dict, show) -> None:
+    """The report as JSON at `out`, and shown by `show`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    show(report)
+    say(f"written {out}")
 
 
 if __name__ == "__main__":
